@@ -1,0 +1,93 @@
+"""Distributions used by the world model and the critic: symlog two-hot and unimix categorical latents.
+
+References: DreamerV3 (Hafner et al., 2023) for symlog/two-hot; paper Sec. 2.2 and REFERENCE.md for the 1% unimix
+and straight-through gradients of the 32x32 categorical latent.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def symlog(x: torch.Tensor) -> torch.Tensor:
+    """sign(x) * log(1 + |x|): compresses large magnitudes, identity near 0."""
+    return torch.sign(x) * torch.log1p(torch.abs(x))
+
+
+def symexp(x: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`symlog`."""
+    return torch.sign(x) * torch.expm1(torch.abs(x))
+
+
+class SymlogTwoHot:
+    """Regression by classification over ``n_bins`` bins evenly spaced in symlog space on [low, high].
+
+    Paper Table 7: 255 bins on [-20, 20]. ``loss(logits, target)`` is the cross-entropy against the two-hot encoding
+    of symlog(target); ``mean(logits)`` is symexp of the expected bin value.
+    """
+
+    def __init__(self, n_bins: int = 255, low: float = -20.0, high: float = 20.0) -> None:
+        if n_bins < 2:
+            raise ValueError(f"n_bins must be >= 2, got {n_bins}")
+        self.n_bins = n_bins
+        self.low = low
+        self.high = high
+        self._bins: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+
+    def bins(self, like: torch.Tensor) -> torch.Tensor:
+        key = (like.device, like.dtype)
+        if key not in self._bins:
+            self._bins[key] = torch.linspace(self.low, self.high, self.n_bins, device=like.device, dtype=like.dtype)
+        return self._bins[key]
+
+    def encode(self, target: torch.Tensor) -> torch.Tensor:
+        """target [...] -> two-hot weights [..., n_bins] over the symlog bins (sums to 1)."""
+        bins = self.bins(target)
+        y = symlog(target).clamp(self.low, self.high)
+        step = (self.high - self.low) / (self.n_bins - 1)
+        pos = (y - self.low) / step
+        below = pos.floor().long().clamp(0, self.n_bins - 1)
+        above = (below + 1).clamp(max=self.n_bins - 1)
+        w_above = (pos - below.to(pos.dtype)).clamp(0.0, 1.0)
+        out = torch.zeros(*target.shape, self.n_bins, device=target.device, dtype=bins.dtype)
+        out.scatter_add_(-1, below.unsqueeze(-1), (1.0 - w_above).unsqueeze(-1))
+        out.scatter_add_(-1, above.unsqueeze(-1), w_above.unsqueeze(-1))
+        return out
+
+    def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Negative log-likelihood of ``target`` [...] under ``logits`` [..., n_bins]; returns [...]."""
+        return -(self.encode(target.to(logits.dtype)) * F.log_softmax(logits, dim=-1)).sum(-1)
+
+    def mean(self, logits: torch.Tensor) -> torch.Tensor:
+        """Point prediction [...] = symexp(softmax(logits) . bins)."""
+        return symexp((F.softmax(logits, dim=-1) * self.bins(logits)).sum(-1))
+
+
+def unimix_probs(logits: torch.Tensor, unimix: float) -> torch.Tensor:
+    """Softmax over the last axis mixed with ``unimix`` of the uniform distribution (REFERENCE.md: 1%)."""
+    probs = F.softmax(logits, dim=-1)
+    return (1.0 - unimix) * probs + unimix / probs.shape[-1]
+
+
+def sample_one_hot(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Straight-through one-hot sample: forward is a one-hot draw, gradient flows through ``probs``.
+
+    probs [..., classes] -> one-hot [..., classes], floating point (never cast latents to integers: REFERENCE.md's
+    known defect).
+    """
+    flat = probs.reshape(-1, probs.shape[-1])
+    index = torch.multinomial(flat.detach().float(), 1, generator=generator).squeeze(-1)
+    one_hot = F.one_hot(index, probs.shape[-1]).to(probs.dtype).reshape(probs.shape)
+    return one_hot + probs - probs.detach()
+
+
+def mode_one_hot(probs: torch.Tensor) -> torch.Tensor:
+    """The most likely class of each categorical as a one-hot, with straight-through gradients."""
+    one_hot = F.one_hot(probs.argmax(-1), probs.shape[-1]).to(probs.dtype)
+    return one_hot + probs - probs.detach()
+
+
+def categorical_kl(p_probs: torch.Tensor, q_probs: torch.Tensor) -> torch.Tensor:
+    """KL[p || q] of independent categoricals, probabilities [..., n_vars, classes] -> summed over vars [...]."""
+    return (p_probs * (torch.log(p_probs.clamp_min(1e-8)) - torch.log(q_probs.clamp_min(1e-8)))).sum((-2, -1))

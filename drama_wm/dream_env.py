@@ -1,0 +1,232 @@
+"""DreamEnv: the world model's imagination as a Gymnasium 1.x vector environment (paper Sec. 2.3-2.4).
+
+Each sub-environment starts from a context of ``context_length`` real steps drawn from the replay buffer with the
+imagination sampler (DFS by default, so its counters move), runs the world model over that context in parallel, and
+then dreams one O(1) recurrent step per ``step`` call:
+
+- observation: ``"latent"`` gives float32 features [z_t, d_{t-1}] of shape (latent_dim + d_model,) (1536 at XS), the
+  same features :class:`~drama_wm.LatentObservation` gives in the real environment; ``"image"`` gives the frame
+  decoded from z_t, uint8 (H, W, C), for CNN policies (image world models only).
+- reward: the reward head's prediction from d_t; terminated: predicted termination probability > 0.5
+  (``termination="threshold"``, the authors' choice) or a Bernoulli draw (``termination="sample"``);
+  truncated: ``horizon`` imagined steps were taken since the sub-environment's reset.
+- autoreset: ``NEXT_STEP`` (Gymnasium's default; the step after an episode end resets that sub-env, returns its first
+  observation with reward 0 and ignores its action), ``SAME_STEP`` (reset at once; the final observation is in
+  ``infos["final_obs"]`` with mask ``infos["_final_obs"]``), or ``DISABLED`` (no automatic reset: sub-envs whose
+  predicted termination fired keep being imagined, and the caller resets with ``reset(options={"reset_mask": m})``
+  or a full ``reset()``; the built-in actor-critic uses this, treating terminated as continuation 0 as the paper does).
+- ``array_type="numpy"`` returns numpy arrays (Gymnasium's convention; float32 rewards, bool flags);
+  ``array_type="torch"`` keeps everything as tensors on the world model's device, for learners living in torch.
+
+Call ``reset()`` after the world model has been updated: carried recurrent states belong to the weights that made them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode
+from gymnasium.vector.utils import batch_space
+
+from drama_wm.replay import ReplayBuffer
+from drama_wm.world_model import RecurrentState, WorldModel
+
+
+class DreamEnv(gym.vector.VectorEnv):
+    """``num_envs`` imagined environments stepped together by one recurrent world-model step.
+
+    Args:
+        world_model: the trained :class:`~drama_wm.WorldModel`.
+        replay: a :class:`~drama_wm.ReplayBuffer` over the same observation and action spaces.
+        num_envs: b_img, number of parallel dreams (paper Table 8: 1024).
+        context_length: l_img, real steps the world model reads before dreaming (paper: 8).
+        horizon: h, imagined steps before truncation (paper: 16).
+        observation: "latent" or "image".
+        array_type: "numpy" or "torch".
+        device: where dreams run; the world model's device by default.
+        autoreset_mode: an :class:`gymnasium.vector.AutoresetMode`.
+        termination: "threshold" or "sample".
+    """
+
+    def __init__(
+        self,
+        world_model: WorldModel,
+        replay: ReplayBuffer,
+        num_envs: int = 1024,
+        context_length: int = 8,
+        horizon: int = 16,
+        observation: str = "latent",
+        array_type: str = "numpy",
+        device: torch.device | str | None = None,
+        autoreset_mode: AutoresetMode = AutoresetMode.NEXT_STEP,
+        termination: str = "threshold",
+    ) -> None:
+        if world_model.observation_space != replay.observation_space or world_model.action_space != replay.action_space:
+            raise ValueError(
+                "world model and replay buffer disagree on spaces: "
+                f"model {world_model.observation_space}, {world_model.action_space}; "
+                f"buffer {replay.observation_space}, {replay.action_space}"
+            )
+        for name, value in (("num_envs", num_envs), ("context_length", context_length), ("horizon", horizon)):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if observation not in ("latent", "image"):
+            raise ValueError(f"observation must be 'latent' or 'image', got {observation!r}")
+        if observation == "image" and not world_model.is_image:
+            raise ValueError("observation='image' needs a world model of image observations; use 'latent'")
+        if array_type not in ("numpy", "torch"):
+            raise ValueError(f"array_type must be 'numpy' or 'torch', got {array_type!r}")
+        if not isinstance(autoreset_mode, AutoresetMode):
+            raise TypeError(f"autoreset_mode must be a gymnasium.vector.AutoresetMode, got {autoreset_mode!r}")
+        if termination not in ("threshold", "sample"):
+            raise ValueError(f"termination must be 'threshold' or 'sample', got {termination!r}")
+
+        self.world_model = world_model
+        self.replay = replay
+        self.num_envs = num_envs
+        self.context_length = context_length
+        self.horizon = horizon
+        self.observation = observation
+        self.array_type = array_type
+        self.termination = termination
+        self.device = torch.device(device) if device is not None else world_model.prior_head.weight.device
+        render_modes = ["rgb_array"] if world_model.is_image else []
+        self.metadata = {"autoreset_mode": autoreset_mode, "render_modes": render_modes}
+        self.render_mode = "rgb_array" if world_model.is_image else None
+
+        if observation == "latent":
+            dim = world_model.config.feature_dim
+            self.single_observation_space = gym.spaces.Box(-np.inf, np.inf, (dim,), np.float32)
+        else:
+            self.single_observation_space = world_model.observation_space
+        self.single_action_space = world_model.action_space
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+
+        self._rng = np.random.default_rng()
+        self._generator = torch.Generator(device=self.device)
+        self._generator.seed()
+        self._state: RecurrentState | None = None
+        self._z = torch.zeros(num_envs, world_model.config.latent_dim, device=self.device)
+        self._elapsed = torch.zeros(num_envs, dtype=torch.long, device=self.device)
+        self._needs_reset = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
+
+    # ----------------------------------------------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        """Draw new start contexts (all sub-envs, or those in ``options["reset_mask"]``) and return observations.
+
+        ``seed`` seeds both the start-index draws and the latent samples, so the same world model, buffer state
+        and seed give the same dream.
+        """
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+            self._generator.manual_seed(seed)
+        mask = self._reset_mask(options)
+        if self._state is None and not bool(mask.all()):
+            raise ValueError("the first reset must reset every sub-environment (no reset_mask)")
+        self._restart(mask)
+        return self._output(self._observations()), {}
+
+    def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
+        """Advance every dream by one imagined step; see the module docstring for the exact semantics."""
+        if self._state is None:
+            raise RuntimeError("call reset() before step()")
+        action = self._check_actions(actions)
+        mode = self.metadata["autoreset_mode"]
+        wm = self.world_model
+        with torch.no_grad():
+            state, z_next, reward, p_term = wm.imagine_step(self._state, self._z, action, self._generator)
+        if self.termination == "threshold":
+            terminated = p_term > 0.5
+        else:
+            terminated = torch.rand(p_term.shape, generator=self._generator, device=self.device) < p_term
+        self._state, self._z = state, z_next
+        self._elapsed += 1
+        truncated = (self._elapsed >= self.horizon) & ~terminated
+        infos: dict[str, Any] = {}
+
+        if mode == AutoresetMode.NEXT_STEP:
+            restarting = self._needs_reset
+            if bool(restarting.any()):
+                self._restart(restarting)
+                reward = reward.masked_fill(restarting, 0.0)
+                terminated = terminated & ~restarting
+                truncated = truncated & ~restarting
+            self._needs_reset = terminated | truncated
+            obs = self._observations()
+        elif mode == AutoresetMode.SAME_STEP:
+            done = terminated | truncated
+            obs = self._observations()
+            if bool(done.any()):
+                infos = {"final_obs": self._output(obs), "_final_obs": self._output(done)}
+                self._restart(done)
+                obs = self._observations()
+        else:
+            obs = self._observations()
+        return self._output(obs), self._output(reward), self._output(terminated), self._output(truncated), infos
+
+    def render(self) -> np.ndarray | None:
+        """Frames decoded from every sub-env's current latent, uint8 [num_envs, H, W, C]."""
+        if not self.world_model.is_image or self._state is None:
+            return None
+        with torch.no_grad():
+            return self.world_model.decode(self._z).cpu().numpy()
+
+    # ----------------------------------------------------------------------------------------------------------------
+    def _restart(self, mask: torch.Tensor) -> None:
+        """Re-draw contexts for the sub-envs in ``mask`` [num_envs] and run the world model over them in parallel."""
+        index = mask.nonzero().squeeze(-1)
+        count = int(index.numel())
+        if count == 0:
+            return
+        if len(self.replay) < self.context_length:
+            raise ValueError(
+                f"the replay buffer holds {len(self.replay)} steps, fewer than context_length={self.context_length}"
+            )
+        wm = self.world_model
+        batch = self.replay.sample(count, self.context_length, "imagination", device=self.device, rng=self._rng)
+        with torch.no_grad():
+            _, _, state = wm.observe(batch.observation, batch.action, batch.first, generator=self._generator)
+            # Rollouts begin from the last real transition of each context (Sec. 2.3): z_0 ~ prior(d_{l_img - 1}).
+            prior_logits, _, _ = wm.heads(state.d)
+            z0 = wm.latent(prior_logits, sample=True, generator=self._generator)
+        if count == self.num_envs:
+            self._state = state
+        else:
+            self._state = self._state.put(index, state)
+        self._z = self._z.index_copy(0, index, z0)
+        self._elapsed = self._elapsed.masked_fill(mask, 0)
+        self._needs_reset = self._needs_reset & ~mask
+
+    def _observations(self) -> torch.Tensor:
+        with torch.no_grad():
+            if self.observation == "latent":
+                return self.world_model.features(self._z, self._state).float()
+            return self.world_model.decode(self._z)
+
+    def _output(self, value: torch.Tensor) -> Any:
+        return value if self.array_type == "torch" else value.cpu().numpy()
+
+    def _reset_mask(self, options: dict[str, Any] | None) -> torch.Tensor:
+        if not options or "reset_mask" not in options:
+            return torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
+        mask = torch.as_tensor(options["reset_mask"], device=self.device)
+        if mask.dtype != torch.bool or tuple(mask.shape) != (self.num_envs,):
+            raise ValueError(
+                f"reset_mask must be bool of shape ({self.num_envs},), got {mask.dtype} {tuple(mask.shape)}"
+            )
+        return mask
+
+    def _check_actions(self, actions: Any) -> torch.Tensor:
+        action = torch.as_tensor(actions, device=self.device)
+        if tuple(action.shape) != (self.num_envs,):
+            raise ValueError(f"actions must have shape ({self.num_envs},), got {tuple(action.shape)}")
+        if action.dtype.is_floating_point or action.dtype == torch.bool:
+            raise TypeError(f"actions must be integers, got {action.dtype}")
+        n = self.world_model.n_actions
+        if bool(((action < 0) | (action >= n)).any()):
+            raise ValueError(f"actions must be in [0, {n}), got values {action.unique().tolist()}")
+        return action.long()

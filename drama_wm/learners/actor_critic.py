@@ -1,0 +1,228 @@
+"""The built-in behaviour learner: DreamerV3-style actor-critic learning in DreamEnv (paper Sec. 2.3, Table 8).
+
+Read top to bottom:
+1. ``learn`` resets the dream (b_img start contexts drawn by DFS) and rolls the actor for ``horizon`` imagined steps
+   through DreamEnv's torch mode, the same imagination path any other learner uses.
+2. lambda-returns with gamma 0.985, lambda 0.95 and continuation 1 - terminated bootstrap from the critic.
+3. Returns are normalised by S = EMA(0.99) of their 95th minus 5th percentile, floored at 1 (DreamerV3).
+4. Actor: REINFORCE on the normalised advantage plus 3e-4 entropy. Critic: symlog two-hot regression on the returns,
+   regularised towards a slow EMA (0.98) copy of itself.
+Losses at steps after an imagined termination are masked by the running product of continuations (DreamerV3): the
+dream keeps going past a predicted end (DreamEnv's DISABLED autoreset), but nothing after it is learned from.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode
+from torch import nn
+
+from drama_wm.distributions import SymlogTwoHot
+from drama_wm.dream_env import DreamEnv
+from drama_wm.layers import mlp
+from drama_wm.optim import apply_gradients
+
+
+@dataclass
+class ActorCriticConfig:
+    """Paper Table 8 (and REFERENCE.md) defaults."""
+
+    num_envs: int = 1024  #: b_img, parallel dreams per update
+    actor_hidden: int = 256
+    actor_layers: int = 2  #: the paper's 2 (the authors' code used 3)
+    critic_hidden: int = 512
+    critic_layers: int = 2
+    gamma: float = 0.985
+    lambda_: float = 0.95
+    entropy_coef: float = 3e-4
+    return_scale_decay: float = 0.99  #: EMA decay of the 5-95 percentile range S
+    slow_critic_decay: float = 0.98
+    slow_critic_reg: float = 1.0  #: weight of the pull towards the slow critic's prediction
+    lr: float = 4e-5
+    eps: float = 1e-5
+    grad_clip: float = 100.0
+    value_bins: int = 255
+
+    @classmethod
+    def tiny(cls, **overrides: Any) -> ActorCriticConfig:
+        """Small, fast-learning settings for tests and CPU demos."""
+        base = {"num_envs": 64, "actor_hidden": 64, "critic_hidden": 64, "lr": 3e-4}
+        return cls(**{**base, **overrides})
+
+
+def lambda_returns(
+    reward: torch.Tensor, value: torch.Tensor, cont: torch.Tensor, gamma: float, lambda_: float
+) -> torch.Tensor:
+    """TD(lambda) returns R_t = r_t + gamma c_t ((1 - lambda) V_{t+1} + lambda R_{t+1}), R_H = V_H.
+
+    Shapes: reward, cont [H, B]; value [H + 1, B] -> returns [H, B].
+    """
+    horizon = reward.shape[0]
+    if value.shape[0] != horizon + 1 or cont.shape != reward.shape:
+        raise ValueError(
+            f"expected reward/cont [H, B] and value [H+1, B], got {reward.shape}, {cont.shape}, {value.shape}"
+        )
+    out = torch.empty_like(reward)
+    next_return = value[-1]
+    for t in reversed(range(horizon)):
+        next_return = reward[t] + gamma * cont[t] * ((1 - lambda_) * value[t + 1] + lambda_ * next_return)
+        out[t] = next_return
+    return out
+
+
+class ActorCritic:
+    """Actor and critic on world-model features; implements :class:`drama_wm.learners.BehaviourLearner`."""
+
+    def __init__(self, config: ActorCriticConfig | None = None) -> None:
+        self.config = config or ActorCriticConfig()
+        self.dream_options = {
+            "num_envs": self.config.num_envs,
+            "array_type": "torch",
+            "observation": "latent",
+            "autoreset_mode": AutoresetMode.DISABLED,
+        }
+        self.two_hot = SymlogTwoHot(self.config.value_bins)
+        self.actor: nn.Module | None = None
+
+    def bind(self, dream: DreamEnv) -> None:
+        """Build (first call) or re-attach (later calls) the networks for ``dream``'s spaces and device."""
+        if dream.array_type != "torch" or dream.metadata["autoreset_mode"] != AutoresetMode.DISABLED:
+            raise ValueError(
+                "ActorCritic needs a DreamEnv built with its dream_options (torch arrays, DISABLED autoreset)"
+            )
+        feature_space, action_space = dream.single_observation_space, dream.single_action_space
+        if not isinstance(action_space, gym.spaces.Discrete) or len(feature_space.shape) != 1:
+            raise TypeError(
+                f"ActorCritic needs flat features and Discrete actions, got {feature_space}, {action_space}"
+            )
+        self.dream = dream
+        if self.actor is not None:
+            return
+        device = dream.device
+        c = self.config
+        dim = feature_space.shape[0]
+        self.device = torch.device(device)
+        self.actor = mlp(dim, c.actor_hidden, int(action_space.n), c.actor_layers).to(self.device)
+        self.critic = mlp(dim, c.critic_hidden, c.value_bins, c.critic_layers).to(self.device)
+        # Zero the output layers: uniform initial policy and a critic that predicts 0 (DreamerV3).
+        for head in (self.actor[-1], self.critic[-1]):
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
+        self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
+        self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.lr, eps=c.eps)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.lr, eps=c.eps)
+        self.return_scale = torch.ones((), device=self.device)  # S, the EMA of the 5-95 percentile range
+        self.updates = 0
+
+    def _require_bound(self) -> None:
+        if self.actor is None:
+            raise RuntimeError("call bind(dream) first")
+
+    @torch.no_grad()
+    def act(self, features: np.ndarray | torch.Tensor, deterministic: bool = False) -> np.ndarray:
+        """features [B, feature_dim] -> actions [B] (int64 numpy)."""
+        self._require_bound()
+        x = torch.as_tensor(np.asarray(features) if not torch.is_tensor(features) else features, device=self.device)
+        logits = self.actor(x.float())
+        action = logits.argmax(-1) if deterministic else torch.distributions.Categorical(logits=logits).sample()
+        return action.cpu().numpy()
+
+    def learn(self, dream: DreamEnv) -> dict[str, float]:
+        """Imagine ``dream.horizon`` steps from fresh DFS starts and apply one actor and one critic update."""
+        self._require_bound()
+        if dream.array_type != "torch" or dream.metadata["autoreset_mode"] != AutoresetMode.DISABLED:
+            raise ValueError(
+                "ActorCritic needs a DreamEnv built with its dream_options (torch arrays, DISABLED autoreset)"
+            )
+        c = self.config
+
+        # 1. Imagination: no gradients flow into the world model (REINFORCE needs none).
+        obs, _ = dream.reset()
+        feats, actions, rewards, conts = [obs], [], [], []
+        for _ in range(dream.horizon):
+            with torch.no_grad():
+                action = torch.distributions.Categorical(logits=self.actor(obs)).sample()
+            obs, reward, terminated, _, _ = dream.step(action)
+            feats.append(obs)
+            actions.append(action)
+            rewards.append(reward)
+            conts.append(1.0 - terminated.float())
+        feats_t = torch.stack(feats)  # [H + 1, B, F]
+        action_t, reward_t, cont_t = torch.stack(actions), torch.stack(rewards), torch.stack(conts)  # [H, B]
+        # weight_t = prod_{k < t} c_k: steps after an imagined termination teach nothing.
+        weight = torch.cumprod(torch.cat([torch.ones_like(cont_t[:1]), cont_t[:-1]]), dim=0)
+
+        # 2. lambda-returns from the critic's values.
+        with torch.no_grad():
+            value = self.two_hot.mean(self.critic(feats_t))
+            returns = lambda_returns(reward_t, value, cont_t, c.gamma, c.lambda_)
+            # 3. Percentile return normalisation.
+            spread = torch.quantile(returns.flatten(), 0.95) - torch.quantile(returns.flatten(), 0.05)
+            self.return_scale = c.return_scale_decay * self.return_scale + (1 - c.return_scale_decay) * spread
+            advantage = (returns - value[:-1]) / self.return_scale.clamp_min(1.0)
+
+        # 4. Actor: REINFORCE + entropy bonus.
+        dist = torch.distributions.Categorical(logits=self.actor(feats_t[:-1]))
+        entropy = dist.entropy()
+        actor_loss = -(weight * (dist.log_prob(action_t) * advantage + c.entropy_coef * entropy)).mean()
+        actor_norm, actor_ok = apply_gradients(
+            actor_loss, self.actor, self.actor_opt, c.lr, self.updates, 0, c.grad_clip
+        )
+
+        # Critic: two-hot regression on the returns, regularised towards the slow critic.
+        logits = self.critic(feats_t[:-1])
+        with torch.no_grad():
+            slow_target = self.two_hot.mean(self.slow_critic(feats_t[:-1]))
+        critic_loss = (
+            weight * (self.two_hot.loss(logits, returns) + c.slow_critic_reg * self.two_hot.loss(logits, slow_target))
+        ).mean()
+        critic_norm, critic_ok = apply_gradients(
+            critic_loss, self.critic, self.critic_opt, c.lr, self.updates, 0, c.grad_clip
+        )
+        with torch.no_grad():
+            for slow, fast in zip(self.slow_critic.parameters(), self.critic.parameters(), strict=True):
+                slow.lerp_(fast, 1.0 - c.slow_critic_decay)
+        self.updates += 1
+        return {
+            "behaviour/actor_loss": float(actor_loss),
+            "behaviour/critic_loss": float(critic_loss),
+            "behaviour/entropy": float(entropy.mean()),
+            "behaviour/imagined_reward": float(reward_t.mean()),
+            "behaviour/imagined_termination": float(1 - cont_t.mean()),
+            "behaviour/return_scale": float(self.return_scale),
+            "behaviour/value": float(value.mean()),
+            "behaviour/actor_grad_norm": actor_norm,
+            "behaviour/critic_grad_norm": critic_norm,
+            "behaviour/skipped_update": float(not (actor_ok and critic_ok)),
+        }
+
+    def state_dict(self) -> dict[str, Any]:
+        self._require_bound()
+        return {
+            "config": asdict(self.config),
+            "actor": self.actor.state_dict(),
+            "critic": self.critic.state_dict(),
+            "slow_critic": self.slow_critic.state_dict(),
+            "actor_opt": self.actor_opt.state_dict(),
+            "critic_opt": self.critic_opt.state_dict(),
+            "return_scale": self.return_scale.cpu(),
+            "updates": self.updates,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._require_bound()
+        if ActorCriticConfig(**state["config"]) != self.config:
+            raise ValueError("checkpoint was saved with a different ActorCriticConfig than this learner's")
+        self.actor.load_state_dict(state["actor"])
+        self.critic.load_state_dict(state["critic"])
+        self.slow_critic.load_state_dict(state["slow_critic"])
+        self.actor_opt.load_state_dict(state["actor_opt"])
+        self.critic_opt.load_state_dict(state["critic_opt"])
+        self.return_scale = state["return_scale"].to(self.device)
+        self.updates = int(state["updates"])

@@ -1,0 +1,335 @@
+"""Mamba-2 backbone (Dao & Gu 2024, "Transformers are SSMs"), the sequence model of Drama (paper Sec. 2.1).
+
+Per layer the selective state-space model with a scalar decay per head is (paper Eq. 1, Dao & Gu Eq. 1-2):
+
+    h_t = exp(dt_t A) h_{t-1} + dt_t x_t B_t^T        h_t [P, N] per head
+    y_t = h_t C_t + D x_t
+
+Training uses the chunked state-space-duality (SSD) algorithm: the sequence is cut into chunks of Q tokens;
+inside a chunk the output is the quadratic, attention-like form with the segment-sum decay matrix; between
+chunks a linear recurrence carries one [P, N] state per head. Time and memory are O(L) for a fixed Q.
+Imagination uses the recurrence above, O(1) per token.
+
+Optional: with ``mamba_ssm`` installed, CUDA tensors and ``use_kernels=True``, the SSD scan runs in the
+``mamba_chunk_scan_combined`` Triton kernel. Sequences whose ``first`` marks a reset after position 0 take the
+pure path (the kernel's ``seq_idx`` is meant for packed variable-length batches; keeping resets in one audited
+code path is worth more than the speed on the few batches that contain an episode boundary mid-sequence).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from drama_wm.layers import RMSNorm
+from drama_wm.sequence.common import (
+    Mixer,
+    ResidualStack,
+    State,
+    causal_depthwise_conv,
+    check_positive_int,
+    conv_step,
+    inverse_softplus_dt_bias,
+)
+
+
+@dataclass(frozen=True)
+class Mamba2Config:
+    """Hyperparameters of one Mamba-2 layer (paper Table 6 defaults).
+
+    Attributes:
+        d_model: D, width of the residual stream (512).
+        d_state: N, state size per head (16; 32 for the "S" preset).
+        expand: E, inner width d_inner = E * D (2).
+        head_dim: P, channels per head; H = d_inner / P heads. The paper's Table 6 uses P = 128 (and says
+            "512/128 = 4 heads", dividing d_model rather than d_inner); with E = 2 this gives H = 8 heads.
+            The authors' code ran the library default P = 64.
+        d_conv: K, width of the causal depthwise convolution over (x, B, C) (4).
+        chunk_size: Q, SSD chunk length (64: fastest on CPU, see ``benchmarks/results/sequence_models.md``;
+            the quadratic intra-chunk work grows with Q while the state work does not).
+        dt_min, dt_max, dt_init_floor: dt = softplus(. + dt_bias) starts logUniform[dt_min, dt_max].
+        a_init_min, a_init_max: A = -exp(A_log) starts Uniform[a_init_min, a_init_max] per head.
+        use_kernels: use mamba_ssm's Triton SSD kernel when it is importable and tensors are on CUDA.
+    """
+
+    d_model: int = 512
+    d_state: int = 16
+    expand: int = 2
+    head_dim: int = 128
+    d_conv: int = 4
+    chunk_size: int = 64
+    dt_min: float = 1e-3
+    dt_max: float = 1e-1
+    dt_init_floor: float = 1e-4
+    a_init_min: float = 1.0
+    a_init_max: float = 16.0
+    use_kernels: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("d_model", "d_state", "expand", "head_dim", "d_conv", "chunk_size"):
+            check_positive_int(name, getattr(self, name))
+        if self.d_inner % self.head_dim != 0:
+            raise ValueError(
+                f"expand * d_model = {self.d_inner} must be divisible by head_dim = {self.head_dim}"
+            )
+        if not 0.0 < self.a_init_min <= self.a_init_max:
+            raise ValueError(f"need 0 < a_init_min <= a_init_max, got {self.a_init_min}, {self.a_init_max}")
+
+    @property
+    def d_inner(self) -> int:
+        """E * D, the width of the SSM input x."""
+        return self.expand * self.d_model
+
+    @property
+    def n_heads(self) -> int:
+        """H = d_inner / P."""
+        return self.d_inner // self.head_dim
+
+    @property
+    def conv_dim(self) -> int:
+        """Channels of the convolution: x (d_inner) + B (N) + C (N), one group (ngroups = 1)."""
+        return self.d_inner + 2 * self.d_state
+
+
+# ---------------------------------------------------------------------------------------------- SSD
+def ssd_scan(
+    x: torch.Tensor,
+    dt: torch.Tensor,
+    A: torch.Tensor,
+    B: torch.Tensor,
+    C: torch.Tensor,
+    chunk_size: int,
+    initial_state: torch.Tensor,
+    first: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Chunked SSD scan (Dao & Gu 2024, Sec. 6), pure PyTorch, any sequence length.
+
+    Args:
+        x: [b, L, H, P] SSM inputs.
+        dt: [b, L, H] positive step sizes.
+        A: [H] negative decay rates.
+        B, C: [b, L, N] input / output projections shared by all heads (ngroups = 1).
+        chunk_size: Q; the last chunk is zero-padded internally (dt = 0 there: decay 1, no input).
+        initial_state: [b, H, P, N] state before the first token.
+        first: [b, L] bool or None; at a reset the decay from the previous token is zero.
+
+    Returns:
+        y [b, L, H, P] (without the D skip) and the final state [b, H, P, N].
+    """
+    b, length, h, p = x.shape
+    n = B.shape[-1]
+    q = min(chunk_size, length)
+    pad = (-length) % q
+    if pad:
+        x = F.pad(x, (0, 0, 0, 0, 0, pad))
+        dt = F.pad(dt, (0, 0, 0, pad))
+        B = F.pad(B, (0, 0, 0, pad))
+        C = F.pad(C, (0, 0, 0, pad))
+        first = F.pad(first, (0, pad)) if first is not None else None
+    c = (length + pad) // q
+
+    xs = (x * dt.unsqueeze(-1)).view(b, c, q, h, p).permute(0, 3, 1, 2, 4)  # [b, H, c, q, P]: dt_s x_s
+    a = (dt * A).view(b, c, q, h).permute(0, 3, 1, 2)  # [b, H, c, q]: log-decay of each step
+    cs = a.cumsum(dim=-1)  # cumulative log-decay from the chunk start
+    Bc = B.view(b, c, q, n)
+    Cc = C.view(b, c, q, n)
+
+    # Which (target t, source s) pairs inside a chunk are connected: causal, and no reset in (s, t].
+    causal = torch.ones(q, q, dtype=torch.bool, device=x.device).tril()
+    if first is None:
+        pair_mask: torch.Tensor = causal  # [q, q]
+        resets = None
+    else:
+        resets = first.view(b, c, q).cumsum(dim=-1)  # [b, c, q]: resets at or before t inside its chunk
+        pair_mask = (resets.unsqueeze(-1) == resets.unsqueeze(-2)) & causal  # [b, c, q, q]
+        pair_mask = pair_mask.unsqueeze(1)  # [b, 1, c, q, q]
+
+    # Diagonal blocks: Y = (L o C B^T) X with L[t, s] = exp(cs_t - cs_s) (the 1-semiseparable mask, Eq. 4).
+    # Masked entries go to -inf *before* exp: exp(+large) would overflow and inf * 0 is NaN.
+    seg = (cs.unsqueeze(-1) - cs.unsqueeze(-2)).masked_fill(~pair_mask, -math.inf)  # [b, H, c, q, q]
+    scores = torch.exp(seg) * (Cc @ Bc.transpose(-1, -2)).unsqueeze(1)  # [b, H, c, q, q]
+    y = scores @ xs  # [b, H, c, q, P]
+
+    # State contributed by each chunk: sum_s exp(cs_end - cs_s) x_s B_s^T.
+    decay_to_end = torch.exp(cs[..., -1:] - cs)  # [b, H, c, q]
+    chunk_decay = torch.exp(cs[..., -1])  # [b, H, c]: decay across the whole chunk
+    decay_from_start = torch.exp(cs)  # [b, H, c, q]: decay of the incoming state up to t
+    if resets is not None:
+        decay_to_end = decay_to_end * (resets[..., -1:] == resets).unsqueeze(1)
+        chunk_decay = chunk_decay * (resets[..., -1] == 0).unsqueeze(1)
+        decay_from_start = decay_from_start * (resets == 0).unsqueeze(1)
+    chunk_states = (xs * decay_to_end.unsqueeze(-1)).transpose(-1, -2) @ Bc.unsqueeze(1)  # [b, H, c, P, N]
+
+    # Linear recurrence between chunks: c (= L / Q) small steps on [b, H, P, N], O(L) overall.
+    incoming = []
+    state = initial_state
+    for j in range(c):
+        incoming.append(state)
+        state = chunk_decay[:, :, j, None, None] * state + chunk_states[:, :, j]
+    states_in = torch.stack(incoming, dim=2)  # [b, H, c, P, N]: state entering each chunk
+
+    # Off-diagonal blocks: the incoming state read out by C_t, decayed to position t.
+    y = y + (Cc.unsqueeze(1) @ states_in.transpose(-1, -2)) * decay_from_start.unsqueeze(-1)
+    y = y.permute(0, 2, 3, 1, 4).reshape(b, c * q, h, p)
+    return y[:, :length], state
+
+
+@functools.cache
+def _ssd_kernel() -> Callable[..., tuple[torch.Tensor, torch.Tensor]] | None:
+    """mamba_ssm's fused SSD scan, or None when mamba_ssm (or its Triton/CUDA stack) cannot be imported."""
+    try:
+        from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined
+    except (ImportError, OSError, RuntimeError):
+        return None
+    return mamba_chunk_scan_combined
+
+
+def kernels_available() -> bool:
+    """True when mamba_ssm's Triton SSD kernel can be imported (it still needs CUDA tensors to run)."""
+    return _ssd_kernel() is not None
+
+
+# -------------------------------------------------------------------------------------------- mixer
+class Mamba2Mixer(Mixer):
+    """One Mamba-2 mixer: in_proj -> (z, xBC, dt); causal conv + SiLU on xBC; SSD; gated RMSNorm; out_proj.
+
+    State: (conv_state [B, conv_dim, K-1], ssm_state [B, H, P, N]).
+    """
+
+    def __init__(self, config: Mamba2Config) -> None:
+        super().__init__()
+        self.config = cfg = config
+        self.in_proj = nn.Linear(cfg.d_model, 2 * cfg.d_inner + 2 * cfg.d_state + cfg.n_heads, bias=False)
+        # nn.Conv1d only for its default initialisation; the convolution itself is causal_depthwise_conv.
+        conv = nn.Conv1d(cfg.conv_dim, cfg.conv_dim, cfg.d_conv, groups=cfg.conv_dim)
+        self.conv_weight = nn.Parameter(conv.weight.detach().squeeze(1).clone())  # [conv_dim, K]
+        self.conv_bias = nn.Parameter(conv.bias.detach().clone())  # [conv_dim]
+        self.dt_bias = nn.Parameter(
+            inverse_softplus_dt_bias(cfg.n_heads, cfg.dt_min, cfg.dt_max, cfg.dt_init_floor)
+        )
+        a = torch.empty(cfg.n_heads).uniform_(cfg.a_init_min, cfg.a_init_max)
+        self.A_log = nn.Parameter(torch.log(a))  # A = -exp(A_log) < 0: a scalar decay per head
+        self.D = nn.Parameter(torch.ones(cfg.n_heads))
+        self.norm = RMSNorm(cfg.d_inner)
+        self.out_proj = nn.Linear(cfg.d_inner, cfg.d_model, bias=False)
+
+    def state_shapes(self, batch_size: int) -> list[tuple[int, ...]]:
+        cfg = self.config
+        return [
+            (batch_size, cfg.conv_dim, cfg.d_conv - 1),
+            (batch_size, cfg.n_heads, cfg.head_dim, cfg.d_state),
+        ]
+
+    def _split_proj(self, zxbcdt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        cfg = self.config
+        return torch.split(zxbcdt, [cfg.d_inner, cfg.conv_dim, cfg.n_heads], dim=-1)
+
+    def _scan(
+        self,
+        x: torch.Tensor,
+        dt: torch.Tensor,
+        A: torch.Tensor,
+        B: torch.Tensor,
+        C: torch.Tensor,
+        ssm_state: torch.Tensor,
+        first: torch.Tensor | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Shapes as :func:`ssd_scan`. Chooses the Triton kernel or the pure path (see module docstring)."""
+        kernel = _ssd_kernel() if self.config.use_kernels and x.is_cuda else None
+        if kernel is not None and (first is None or not bool(first[:, 1:].any())):
+            if first is not None:  # a reset at t = 0 only: start those rows from the fresh (zero) state
+                ssm_state = ssm_state.masked_fill(first[:, 0].view(-1, 1, 1, 1), 0)
+            y, final = kernel(
+                x.contiguous(),
+                dt.contiguous(),
+                A.contiguous(),
+                B.unsqueeze(2).contiguous(),
+                C.unsqueeze(2).contiguous(),
+                self.config.chunk_size,
+                initial_states=ssm_state.contiguous(),
+                return_final_states=True,
+            )
+            return y, final.to(ssm_state.dtype)
+        return ssd_scan(x, dt, A, B, C, self.config.chunk_size, ssm_state, first)
+
+    def forward(self, u: torch.Tensor, state: State, first: torch.Tensor | None) -> tuple[torch.Tensor, State]:
+        """u [B, L, D] -> (y [B, L, D], (conv_state, ssm_state))."""
+        cfg = self.config
+        conv_state, ssm_state = state
+        batch, length, _ = u.shape
+        z, xbc, dt = self._split_proj(self.in_proj(u))
+        new_conv = causal_depthwise_conv(xbc, self.conv_weight, self.conv_bias, conv_state, first)
+        xbc, conv_state = new_conv[0], new_conv[1].to(conv_state.dtype)
+        x, B, C = torch.split(F.silu(xbc), [cfg.d_inner, cfg.d_state, cfg.d_state], dim=-1)
+        x = x.reshape(batch, length, cfg.n_heads, cfg.head_dim)
+        # The scan runs in the state's precision (>= fp32) even under autocast: it accumulates over L steps.
+        sdt = ssm_state.dtype
+        with torch.autocast(u.device.type, enabled=False):
+            dt = F.softplus(dt.to(sdt) + self.dt_bias.to(sdt))  # [B, L, H]
+            A = -torch.exp(self.A_log.to(sdt))  # [H]
+            y, ssm_state = self._scan(x.to(sdt), dt, A, B.to(sdt), C.to(sdt), ssm_state, first)
+            y = y + x.to(sdt) * self.D.to(sdt).view(-1, 1)
+        y = y.reshape(batch, length, cfg.d_inner).to(u.dtype)
+        y = self.norm(y * F.silu(z))  # gated RMSNorm, norm(y * silu(z)) (Mamba-2's norm_before_gate=False)
+        return self.out_proj(y), (conv_state, ssm_state)
+
+    def step(self, u: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
+        """u [B, D] -> (y [B, D], state). The recurrence of paper Eq. 1, O(1) in the tokens consumed."""
+        cfg = self.config
+        conv_state, ssm_state = state
+        z, xbc, dt = self._split_proj(self.in_proj(u))
+        xbc, new_conv = conv_step(xbc, self.conv_weight, self.conv_bias, conv_state)
+        conv_state = new_conv.to(conv_state.dtype)
+        x, B, C = torch.split(F.silu(xbc), [cfg.d_inner, cfg.d_state, cfg.d_state], dim=-1)
+        x = x.reshape(-1, cfg.n_heads, cfg.head_dim)  # [B, H, P]
+        sdt = ssm_state.dtype
+        with torch.autocast(u.device.type, enabled=False):
+            x = x.to(sdt)
+            dt = F.softplus(dt.to(sdt) + self.dt_bias.to(sdt))  # [B, H]
+            decay = torch.exp(dt * -torch.exp(self.A_log.to(sdt)))  # [B, H]
+            inp = (x * dt.unsqueeze(-1)).unsqueeze(-1) * B.to(sdt).view(-1, 1, 1, cfg.d_state)
+            ssm_state = decay.view(-1, cfg.n_heads, 1, 1) * ssm_state + inp  # [B, H, P, N]
+            y = (ssm_state @ C.to(sdt).view(-1, 1, cfg.d_state, 1)).squeeze(-1)  # [B, H, P]
+            y = y + x * self.D.to(sdt).view(-1, 1)
+        y = y.reshape(-1, cfg.d_inner).to(u.dtype)
+        y = self.norm(y * F.silu(z))
+        return self.out_proj(y), (conv_state, ssm_state)
+
+
+class Mamba2(ResidualStack):
+    """Stack of ``n_layers`` pre-norm residual Mamba-2 blocks with a final RMSNorm (the Drama sequence model).
+
+    Shapes: forward [B, L, d_model] -> [B, L, d_model]; step [B, d_model] -> [B, d_model].
+    State: per layer (conv_state [B, E*D + 2N, K-1], ssm_state [B, H, P, N]), flattened over layers.
+    """
+
+    def __init__(
+        self,
+        d_model: int = 512,
+        n_layers: int = 2,
+        dropout: float = 0.0,
+        d_state: int = 16,
+        expand: int = 2,
+        d_conv: int = 4,
+        head_dim: int = 128,
+        chunk_size: int = 64,
+        use_kernels: bool = True,
+    ) -> None:
+        check_positive_int("n_layers", n_layers)
+        config = Mamba2Config(
+            d_model=d_model,
+            d_state=d_state,
+            expand=expand,
+            head_dim=head_dim,
+            d_conv=d_conv,
+            chunk_size=chunk_size,
+            use_kernels=use_kernels,
+        )
+        super().__init__(d_model, [Mamba2Mixer(config) for _ in range(n_layers)], dropout)
+        self.config = config
