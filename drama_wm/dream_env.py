@@ -49,6 +49,7 @@ class DreamEnv(gym.vector.VectorEnv):
         device: where dreams run; the world model's device by default.
         autoreset_mode: an :class:`gymnasium.vector.AutoresetMode`.
         termination: "threshold" or "sample".
+        seed: seeds the start draws and latent samples (as ``reset(seed=...)`` does).
     """
 
     def __init__(
@@ -63,6 +64,7 @@ class DreamEnv(gym.vector.VectorEnv):
         device: torch.device | str | None = None,
         autoreset_mode: AutoresetMode = AutoresetMode.NEXT_STEP,
         termination: str = "threshold",
+        seed: int | None = None,
     ) -> None:
         if world_model.observation_space != replay.observation_space or world_model.action_space != replay.action_space:
             raise ValueError(
@@ -106,9 +108,12 @@ class DreamEnv(gym.vector.VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
 
-        self._rng = np.random.default_rng()
+        self._rng = np.random.default_rng(seed)
         self._generator = torch.Generator(device=self.device)
-        self._generator.seed()
+        if seed is None:
+            self._generator.seed()
+        else:
+            self._generator.manual_seed(seed)
         self._state: RecurrentState | None = None
         self._z = torch.zeros(num_envs, world_model.config.latent_dim, device=self.device)
         self._elapsed = torch.zeros(num_envs, dtype=torch.long, device=self.device)
@@ -174,6 +179,29 @@ class DreamEnv(gym.vector.VectorEnv):
             return None
         with torch.no_grad():
             return self.world_model.decode(self._z).cpu().numpy()
+
+    def state_dict(self) -> dict[str, Any]:
+        """RNG states and the carried dreams, so a restored driver dreams on exactly as the original would."""
+        carried = None
+        if self._state is not None:
+            carried = {
+                "backbone": self._state.backbone,
+                "d": self._state.d,
+                "z": self._z,
+                "elapsed": self._elapsed,
+                "needs_reset": self._needs_reset,
+            }
+        return {"rng": self._rng.bit_generator.state, "generator": self._generator.get_state(), "carried": carried}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._rng.bit_generator.state = state["rng"]
+        self._generator.set_state(state["generator"])
+        carried = state["carried"]
+        if carried is not None:
+            to = self.device
+            self._state = RecurrentState(tuple(s.to(to) for s in carried["backbone"]), carried["d"].to(to))
+            self._z, self._elapsed = carried["z"].to(to), carried["elapsed"].to(to)
+            self._needs_reset = carried["needs_reset"].to(to)
 
     # ----------------------------------------------------------------------------------------------------------------
     def _restart(self, mask: torch.Tensor) -> None:

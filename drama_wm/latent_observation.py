@@ -62,6 +62,22 @@ class LatentObservation(gym.Wrapper):
             self._state = self.world_model.advance(self._state, self._z, a)
         return self._features(obs), reward, terminated, truncated, info
 
+    def state_dict(self) -> dict[str, Any]:
+        """The carried recurrent state, last latent, last raw observation and sampling RNG (for exact resumes)."""
+        carried = None
+        if self._state is not None:
+            carried = {"backbone": self._state.backbone, "d": self._state.d, "z": self._z}
+        return {"generator": self._generator.get_state(), "carried": carried, "raw_observation": self.raw_observation}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._generator.set_state(state["generator"])
+        self.raw_observation = state["raw_observation"]
+        carried = state["carried"]
+        if carried is not None:
+            to = self._device
+            self._state = RecurrentState(tuple(s.to(to) for s in carried["backbone"]), carried["d"].to(to))
+            self._z = carried["z"].to(to)
+
     def _features(self, obs: Any) -> np.ndarray:
         self.raw_observation = obs
         with torch.no_grad():

@@ -7,9 +7,9 @@ row; otherwise it is missed (reward -1) and the episode terminates. Episodes are
 
 Why this design: the reward depends on one visible relation (ball column vs paddle column at the bottom), the
 dynamics are deterministic except for the spawn column, and the ball needs ``grid - 1`` steps to fall, enough
-for the paddle to cross the whole board, so perfect play never misses. A uniformly random policy catches only
-about a fifth of the balls and its episodes last a few catches at most: good play earns up to
-``max_steps // (grid - 1)`` while random play averages below zero.
+for the paddle to cross the whole board, so perfect play never misses. With the defaults a uniformly random
+policy catches about one ball in eight (mean return about -0.87), while perfect play catches every ball and
+returns ``max_steps // (grid - 1)`` = 14.
 
 Observations are RGB uint8 [size, size, 3]: black background, white ball, cyan paddle; board cell (r, c)
 covers the pixels (y, x) with y * grid // size = r and x * grid // size = c.
@@ -99,7 +99,7 @@ class Catch(gym.Env):
             if caught:
                 self._spawn_ball()
         reward = 1.0 if caught else (-1.0 if missed else 0.0)
-        truncated = self._steps >= self.max_steps and not missed
+        truncated = self._steps >= self.max_steps
         info = {**self._info(), "caught": caught, "missed": missed}
         return self._obs(), reward, missed, truncated, info
 

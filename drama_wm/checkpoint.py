@@ -1,0 +1,42 @@
+"""Atomic checkpoint files: a killed run never leaves a half-written checkpoint behind."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:
+    """``torch.save`` to a temporary file in the target's folder, fsync it, then ``os.replace`` onto ``path``.
+
+    ``os.replace`` is atomic on POSIX and Windows, so a reader sees either the old file or the complete new one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load(path: str | os.PathLike[str], map_location: str | torch.device | None = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by :func:`atomic_save`; a missing or foreign file raises a clear error."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    # weights_only=False: checkpoints hold numpy RNG states and config dicts next to tensors; only load files you trust.
+    state = torch.load(path, map_location=map_location, weights_only=False)
+    if not isinstance(state, dict) or state.get("format") != "drama_wm":
+        raise ValueError(f"{path} is not a drama_wm checkpoint")
+    return state
