@@ -36,7 +36,10 @@ def load(path: str | os.PathLike[str], map_location: str | torch.device | None =
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
     # weights_only=False: checkpoints hold numpy RNG states and config dicts next to tensors; only load files you trust.
-    state = torch.load(path, map_location=map_location, weights_only=False)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as error:  # truncated or foreign files fail in many ways inside unpickling
+        raise ValueError(f"{path} is not a drama_wm checkpoint (unreadable: {error})") from error
     if not isinstance(state, dict) or state.get("format") != "drama_wm":
         raise ValueError(f"{path} is not a drama_wm checkpoint")
     return state

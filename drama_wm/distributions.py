@@ -76,9 +76,12 @@ def sample_one_hot(probs: torch.Tensor, generator: torch.Generator | None = None
     probs [..., classes] -> one-hot [..., classes], floating point (never cast latents to integers: REFERENCE.md's
     known defect).
     """
-    flat = probs.reshape(-1, probs.shape[-1])
-    index = torch.multinomial(flat.detach().float(), 1, generator=generator).squeeze(-1)
-    one_hot = F.one_hot(index, probs.shape[-1]).to(probs.dtype).reshape(probs.shape)
+    # Gumbel-max draw: exact categorical sampling, one fused pass on any device, and it does not raise on non-finite
+    # probabilities (the loss then turns non-finite and the update is skipped instead of crashing).
+    p = probs.detach()
+    u = torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype).clamp_(1e-20, 1.0 - 1e-7)
+    index = (torch.log(p) - torch.log(-torch.log(u))).argmax(-1)
+    one_hot = F.one_hot(index, probs.shape[-1]).to(probs.dtype)
     return one_hot + probs - probs.detach()
 
 

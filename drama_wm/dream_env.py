@@ -258,3 +258,36 @@ class DreamEnv(gym.vector.VectorEnv):
         if bool(((action < 0) | (action >= n)).any()):
             raise ValueError(f"actions must be in [0, {n}), got values {action.unique().tolist()}")
         return action.long()
+
+
+class SingleDreamEnv(gym.Env):
+    """One dream as a plain ``gymnasium.Env`` (for single-env tools such as ``check_env`` or DQN-style learners).
+
+    It wraps a one-sub-env :class:`DreamEnv` with autoreset disabled: like any Gymnasium env, the caller resets after
+    ``terminated`` or ``truncated``. Keywords are DreamEnv's (``num_envs`` and ``array_type`` are fixed).
+    """
+
+    def __init__(self, world_model: WorldModel, replay: ReplayBuffer, **dream_kwargs: Any) -> None:
+        for key in ("num_envs", "array_type", "autoreset_mode"):
+            if key in dream_kwargs:
+                raise TypeError(f"SingleDreamEnv fixes {key}; do not pass it")
+        self.dream = DreamEnv(
+            world_model, replay, num_envs=1, array_type="numpy", autoreset_mode=AutoresetMode.DISABLED, **dream_kwargs
+        )
+        self.observation_space = self.dream.single_observation_space
+        self.action_space = self.dream.single_action_space
+        self.metadata = {"render_modes": self.dream.metadata["render_modes"]}
+        self.render_mode = self.dream.render_mode
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        super().reset(seed=seed)
+        obs, info = self.dream.reset(seed=seed, options=options)
+        return obs[0], info
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, _ = self.dream.step(np.asarray(action).reshape(1))
+        return obs[0], float(reward[0]), bool(terminated[0]), bool(truncated[0]), {}
+
+    def render(self) -> np.ndarray | None:
+        frames = self.dream.render()
+        return None if frames is None else frames[0]

@@ -238,7 +238,8 @@ class WorldModel(nn.Module):
         if self.is_image:
             channels = observation_space.shape[-1]
             self.encoder = _ConvEncoder(channels, config)
-            embed_dim = self._conv_embed_dim(channels)
+            side = config.image_size // int(np.prod(config.encoder_strides))
+            embed_dim = config.encoder_channels[-1] * side * side
             self.decoder: nn.Module = _ConvDecoder(channels, config)
         else:
             obs_dim = observation_space.shape[0]
@@ -267,20 +268,20 @@ class WorldModel(nn.Module):
         self.updates = 0  # world-model updates applied so far (drives the LR warm-up)
         self.eval()
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """Parameter dtype (float32 normally; float64 in exactness tests)."""
+        return self.prior_head.weight.dtype
+
     # ----------------------------------------------------------------------------------------------------------------
     # Encoding and decoding
-    def _conv_embed_dim(self, channels: int) -> int:
-        with torch.no_grad():
-            dummy = torch.zeros(1, channels, self.config.image_size, self.config.image_size)
-            return int(self.encoder(dummy).shape[-1])
-
     def _preprocess(self, obs: torch.Tensor) -> torch.Tensor:
         """obs [N, *obs_shape] (uint8 HWC images or float vectors) -> network input (CHW in [0,1], or symlog)."""
         if self.is_image:
             if obs.dtype != torch.uint8:
                 raise TypeError(f"image observations must be uint8, got {obs.dtype}")
-            return obs.permute(0, 3, 1, 2).float() / 255.0
-        return symlog(obs.float())
+            return obs.permute(0, 3, 1, 2).to(self.dtype) / 255.0
+        return symlog(obs.to(self.dtype))
 
     def posterior_logits(self, obs: torch.Tensor) -> torch.Tensor:
         """obs [..., *obs_shape] -> posterior logits [..., n_latents, n_classes]."""
@@ -295,7 +296,7 @@ class WorldModel(nn.Module):
         self, logits: torch.Tensor, sample: bool = True, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         """Logits [..., n_latents, n_classes] -> flat one-hot z [..., latent_dim] (sample or mode, straight-through)."""
-        probs = unimix_probs(logits.float(), self.config.unimix)
+        probs = unimix_probs(_full(logits), self.config.unimix)
         z = sample_one_hot(probs, generator) if sample else mode_one_hot(probs)
         return z.flatten(-2)
 
@@ -306,7 +307,7 @@ class WorldModel(nn.Module):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         """z [..., latent_dim] -> reconstruction [..., *obs_shape]: uint8 HWC frames, or float vectors."""
         lead = z.shape[:-1]
-        out = self.decoder(z.reshape(-1, z.shape[-1]).float())
+        out = _full(self.decoder(z.reshape(-1, z.shape[-1]).to(self.dtype)))
         if self.is_image:
             frames = (out.permute(0, 2, 3, 1) * 255.0).round().clamp(0, 255).to(torch.uint8)
             return frames.reshape(*lead, *self.observation_space.shape)
@@ -346,9 +347,9 @@ class WorldModel(nn.Module):
     def heads(self, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """d [..., d_model] -> (prior logits [..., n_latents, n_classes], reward [...], termination logit [...])."""
         prior = self.prior_head(d).view(*d.shape[:-1], self.config.n_latents, self.config.n_classes)
-        reward = self.two_hot.mean(self.reward_head(d).float())
-        termination = self.termination_head(d).squeeze(-1).float()
-        return prior.float(), reward, termination
+        reward = self.two_hot.mean(_full(self.reward_head(d)))
+        termination = _full(self.termination_head(d).squeeze(-1))
+        return _full(prior), reward, termination
 
     def imagine_step(
         self, state: RecurrentState, z: torch.Tensor, action: torch.Tensor, generator: torch.Generator | None = None
@@ -403,7 +404,7 @@ class WorldModel(nn.Module):
         obs, action, first = batch.observation, batch.action, batch.first
         b, length = action.shape
         logits = self.posterior_logits(obs)  # [B, L, n_latents, n_classes]
-        post_probs = unimix_probs(logits.float(), self.config.unimix)
+        post_probs = unimix_probs(_full(logits), self.config.unimix)
         z = sample_one_hot(post_probs).flatten(-2)
         d, _ = self.backbone(
             self._tokens(z, action), self.backbone.init_state(b, device=obs.device, dtype=z.dtype), first
@@ -412,7 +413,7 @@ class WorldModel(nn.Module):
 
         recon = self.decoder(z.reshape(b * length, -1))
         target = self._preprocess(obs.reshape(b * length, *self.observation_space.shape))
-        recon_loss = (recon.float() - target).pow(2).reshape(b, length, -1).sum(-1).mean()
+        recon_loss = (_full(recon) - target).pow(2).reshape(b, length, -1).sum(-1).mean()
 
         # KL between the posterior of o_{t+1} and the prior from d_t, only inside an episode.
         prior_probs = unimix_probs(prior_logits[:, :-1], self.config.unimix)
@@ -424,9 +425,9 @@ class WorldModel(nn.Module):
         dyn_loss = (kl_dyn.clamp_min(self.config.free_bits) * valid).sum() / n_valid
         rep_loss = (kl_rep.clamp_min(self.config.free_bits) * valid).sum() / n_valid
 
-        reward_loss = self.two_hot.loss(self.reward_head(d).float(), batch.reward.float()).mean()
-        term_logit = self.termination_head(d).squeeze(-1).float()
-        term_loss = F.binary_cross_entropy_with_logits(term_logit, batch.terminated.float())
+        reward_loss = self.two_hot.loss(_full(self.reward_head(d)), batch.reward.to(target.dtype)).mean()
+        term_logit = _full(self.termination_head(d).squeeze(-1))
+        term_loss = F.binary_cross_entropy_with_logits(term_logit, batch.terminated.to(term_logit.dtype))
 
         total = (
             recon_loss + self.config.dyn_scale * dyn_loss + self.config.rep_scale * rep_loss + reward_loss + term_loss
@@ -478,6 +479,11 @@ class WorldModel(nn.Module):
 def _config_from_dict(d: dict[str, Any]) -> dict[str, Any]:
     """asdict() turns tuples into tuples already; lists (e.g. from JSON) are converted back to tuples."""
     return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+
+
+def _full(x: torch.Tensor) -> torch.Tensor:
+    """Upcast bf16/fp16 activations (autocast on CUDA) to float32 for distributions and losses; keep fp32/fp64."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 def _check_observation_space(space: gym.spaces.Space, config: WorldModelConfig) -> bool:

@@ -133,14 +133,10 @@ class ActorCritic:
         action = logits.argmax(-1) if deterministic else torch.distributions.Categorical(logits=logits).sample()
         return action.cpu().numpy()
 
-    def learn(self, dream: DreamEnv) -> dict[str, float]:
-        """Imagine ``dream.horizon`` steps from fresh DFS starts and apply one actor and one critic update."""
+    def learn(self) -> dict[str, float]:
+        """Imagine ``horizon`` steps from fresh DFS starts in the bound dream; one actor and one critic update."""
         self._require_bound()
-        if dream.array_type != "torch" or dream.metadata["autoreset_mode"] != AutoresetMode.DISABLED:
-            raise ValueError(
-                "ActorCritic needs a DreamEnv built with its dream_options (torch arrays, DISABLED autoreset)"
-            )
-        c = self.config
+        c, dream = self.config, self.dream
 
         # 1. Imagination: no gradients flow into the world model (REINFORCE needs none).
         obs, _ = dream.reset()

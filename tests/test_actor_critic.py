@@ -1,0 +1,86 @@
+"""The built-in actor-critic: return computation on hand-made numbers, learning direction, state round trip."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from conftest import fill_replay
+
+from drama_wm import ActorCritic, ActorCriticConfig, DreamEnv, RecurrentState, WorldModel, WorldModelConfig
+from drama_wm.learners.actor_critic import lambda_returns
+
+
+def test_lambda_returns_by_hand():
+    reward = torch.tensor([[1.0], [2.0], [3.0]])
+    value = torch.tensor([[0.5], [1.0], [2.0], [4.0]])
+    cont = torch.tensor([[1.0], [0.0], [1.0]])
+    # R2 = 3 + .9 * (.5 * 4 + .5 * 4) = 6.6; R1 = 2 (terminated); R0 = 1 + .9 * (.5 * 1 + .5 * 2) = 2.35
+    out = lambda_returns(reward, value, cont, gamma=0.9, lambda_=0.5)
+    torch.testing.assert_close(out, torch.tensor([[2.35], [2.0], [6.6]]))
+
+
+def test_lambda_zero_is_one_step_td_and_lambda_one_is_monte_carlo():
+    g = torch.Generator().manual_seed(0)
+    reward, value = torch.rand(5, 3, generator=g), torch.rand(6, 3, generator=g)
+    cont = torch.ones(5, 3)
+    torch.testing.assert_close(lambda_returns(reward, value, cont, 0.9, 0.0), reward + 0.9 * value[1:])
+    discounts = 0.9 ** torch.arange(5.0)
+    mc0 = (discounts[:, None] * reward).sum(0) + 0.9**5 * value[-1]
+    torch.testing.assert_close(lambda_returns(reward, value, cont, 0.9, 1.0)[0], mc0)
+
+
+def test_lambda_returns_shape_errors():
+    with pytest.raises(ValueError, match="value"):
+        lambda_returns(torch.zeros(3, 2), torch.zeros(3, 2), torch.zeros(3, 2), 0.9, 0.9)
+
+
+class BanditWorldModel(WorldModel):
+    """Dream where action 1 pays 1 and action 0 pays 0, forever (no terminations)."""
+
+    def imagine_step(self, state, z, action, generator=None):
+        return RecurrentState(state.backbone, state.d), z, (action == 1).float(), torch.zeros(len(action))
+
+
+def _bandit_dream(num_envs=64):
+    env = gym.make("CartPole-v1")
+    model = BanditWorldModel(env.observation_space, env.action_space, WorldModelConfig.tiny())
+    learner = ActorCritic(ActorCriticConfig.tiny(num_envs=num_envs, lr=1e-3))
+    dream = DreamEnv(model, fill_replay(env, 50), context_length=4, horizon=8, seed=0, **learner.dream_options)
+    learner.bind(dream)
+    return learner, dream
+
+
+def test_actor_critic_learns_the_rewarded_action():
+    learner, dream = _bandit_dream()
+    obs, _ = dream.reset(seed=1)
+    initial = float(torch.softmax(learner.actor(obs), -1)[:, 1].mean())
+    assert abs(initial - 0.5) < 1e-6  # zero-initialised output layer: uniform policy
+    for _ in range(60):
+        metrics = learner.learn()
+    final = float(torch.softmax(learner.actor(obs), -1)[:, 1].mean())
+    assert final > 0.9
+    assert metrics["behaviour/value"] > 1.0  # the critic learned that rewards arrive
+    assert (learner.act(obs.numpy(), deterministic=True) == 1).all()
+
+
+def test_state_round_trip_and_errors():
+    learner, dream = _bandit_dream(num_envs=8)
+    learner.learn()
+    other = ActorCritic(ActorCriticConfig.tiny(num_envs=8, lr=1e-3))
+    with pytest.raises(RuntimeError, match="bind"):
+        other.act(np.zeros((1, 4), np.float32))
+    other.bind(dream)
+    other.load_state_dict(learner.state_dict())
+    obs, _ = dream.reset(seed=0)
+    for a, b in zip(learner.actor.parameters(), other.actor.parameters(), strict=True):
+        assert torch.equal(a, b)
+    np.testing.assert_array_equal(learner.act(obs, deterministic=True), other.act(obs, deterministic=True))
+    wrong = ActorCritic(ActorCriticConfig.tiny(num_envs=8, lr=5e-4))
+    wrong.bind(dream)
+    with pytest.raises(ValueError, match="different ActorCriticConfig"):
+        wrong.load_state_dict(learner.state_dict())
+    numpy_dream = DreamEnv(dream.world_model, dream.replay, num_envs=8, context_length=4)
+    with pytest.raises(ValueError, match="torch arrays"):
+        ActorCritic().bind(numpy_dream)
