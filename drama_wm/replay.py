@@ -283,10 +283,11 @@ class ReplayBuffer:
 
     # --------------------------------------------------------------- persistence
     def state_dict(self) -> dict[str, Any]:
-        """Storage, counters, write position and RNG state. Arrays are the live buffers (not copied, to avoid
-        duplicating a 1.2 GB frame store): copy them before mutating the buffer if you need a snapshot. ``meta`` is
-        a JSON-able dict."""
-        state: dict[str, Any] = {**self._data, "train_counts": self.train_counts}
+        """Storage, counters, write position and RNG state. Step arrays hold only the filled slots (a fresh 100k
+        buffer with 2k steps saves 2k frames) and are views of the live buffers (not copied, to avoid duplicating a
+        1.2 GB frame store): copy them before mutating the buffer if you need a snapshot. ``meta`` is JSON-able."""
+        filled = {key: array[: self._size] for key, array in self._data.items()}
+        state: dict[str, Any] = {**filled, "train_counts": self.train_counts}
         state["imagine_counts"] = self.imagine_counts
         state["observation_low"] = self.observation_space.low
         state["observation_high"] = self.observation_space.high
@@ -311,17 +312,22 @@ class ReplayBuffer:
         for key in ("capacity", "n_actions"):
             if meta[key] != mine["meta"][key]:
                 raise ValueError(f"state has {key}={meta[key]}, this buffer has {key}={mine['meta'][key]}")
+        size = int(meta["size"])
         for key in (*_STEP_KEYS, *_COUNT_KEYS):
             given = np.asarray(state[key])
-            if given.shape != mine[key].shape or given.dtype != mine[key].dtype:
+            expected = (size, *self._data[key].shape[1:]) if key in _STEP_KEYS else mine[key].shape
+            if given.shape != expected or given.dtype != mine[key].dtype:
                 raise ValueError(
                     f"state[{key!r}] has shape {given.shape} and dtype {given.dtype}, expected "
-                    f"{mine[key].shape} and {mine[key].dtype}"
+                    f"{expected} and {mine[key].dtype}"
                 )
         if meta["rng"]["bit_generator"] != "PCG64":
             raise ValueError(f"expected a PCG64 RNG state, got {meta['rng']['bit_generator']!r}")
         for key in _STEP_KEYS:
-            self._data[key] = np.array(state[key], copy=True) if copy else state[key]
+            if size == self.capacity:
+                self._data[key] = np.array(state[key], copy=True) if copy else np.asarray(state[key])
+            else:
+                self._data[key][:size] = state[key]
         self.train_counts = np.array(state["train_counts"], copy=True)
         self.imagine_counts = np.array(state["imagine_counts"], copy=True)
         self._pos, self._size, self.total_added = int(meta["position"]), int(meta["size"]), int(meta["total_added"])

@@ -112,7 +112,7 @@ def test_life_loss_terminates_without_resetting_the_game():
     flags = []
     game_info = None
     for _ in range(7):
-        obs, reward, terminated, truncated, info = env.step(0)
+        obs, _, terminated, _, info = env.step(0)
         flags.append((terminated, info["life_loss"], info["episode_game_over"]))
         if terminated and not info["episode_game_over"]:
             reset_obs, reset_info = env.reset()
@@ -186,7 +186,7 @@ def test_atari_name_forms_resolve_and_errors():
         assert f"ALE/{_env_name(_rom_id(game))}-v5" == f"ALE/{game}-v5" in gym.registry
     with pytest.raises(ValueError, match="did you mean 'Pong'"):
         make_atari("Pongg")
-    with pytest.raises(TypeError, match="frameskip.*valid overrides: frame_skip=4"):
+    with pytest.raises(TypeError, match=r"frameskip.*valid overrides: frame_skip=4"):
         make_atari("Pong", frameskip=4)
     with pytest.raises(ValueError, match="frame_skip"):
         make_atari("Pong", frame_skip=0)

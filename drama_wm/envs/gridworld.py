@@ -44,6 +44,11 @@ _BORDER = np.ones((GRID_SIZE, GRID_SIZE), dtype=bool)
 _BORDER[1:-1, 1:-1] = False
 
 
+def _interior_cell(index: np.ndarray) -> np.ndarray:
+    """Interior cell index in [0, 9) (row-major) -> (row, col) int64 [..., 2] in grid coordinates."""
+    return np.stack([1 + index // _INTERIOR, 1 + index % _INTERIOR], axis=-1)
+
+
 def _random_placement(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Uniform over the 9 x 8 ordered pairs of distinct interior cells. Returns agent, goal: int64 [n, 2]."""
     cells = _INTERIOR * _INTERIOR
@@ -51,11 +56,6 @@ def _random_placement(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.
     second = rng.integers(0, cells - 1, size=n)
     second = second + (second >= first)  # skip the agent's cell so the pair is distinct and uniform
     return _interior_cell(first), _interior_cell(second)
-
-
-def _interior_cell(index: np.ndarray) -> np.ndarray:
-    """Interior cell index in [0, 9) (row-major) -> (row, col) int64 [..., 2] in grid coordinates."""
-    return np.stack([1 + index // _INTERIOR, 1 + index % _INTERIOR], axis=-1)
 
 
 def _step_positions(

@@ -186,9 +186,9 @@ class ActorCritic:
                 slow.lerp_(fast, 1.0 - c.slow_critic_decay)
         self.updates += 1
         return {
-            "behaviour/actor_loss": float(actor_loss),
-            "behaviour/critic_loss": float(critic_loss),
-            "behaviour/entropy": float(entropy.mean()),
+            "behaviour/actor_loss": float(actor_loss.detach()),
+            "behaviour/critic_loss": float(critic_loss.detach()),
+            "behaviour/entropy": float(entropy.detach().mean()),
             "behaviour/imagined_reward": float(reward_t.mean()),
             "behaviour/imagined_termination": float(1 - cont_t.mean()),
             "behaviour/return_scale": float(self.return_scale),

@@ -166,9 +166,7 @@ class ResidualStack(nn.Module):
             new_state.extend(s)
         return self.final_norm(h), tuple(new_state)
 
-    def step(
-        self, x: torch.Tensor, state: State, first: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, State]:
+    def step(self, x: torch.Tensor, state: State, first: torch.Tensor | None = None) -> tuple[torch.Tensor, State]:
         """Recurrent form for one token.
 
         Args:
@@ -228,10 +226,58 @@ def _check_first(first: object, shape: tuple[int, ...], device: torch.device) ->
 
 
 # ---------------------------------------------------------------------------------- reset-aware conv1d
+class _ShiftedMultiplyAdd(torch.autograd.Function):
+    """y[b, t] = bias + sum_j w[:, j] * keep_j[b, t] * xt[b, t + j] for j < K: a causal depthwise convolution.
+
+    Hand-written backward: autograd over K sliced multiply-adds zero-fills a [B, K-1+L, C] buffer per tap;
+    here each tap costs one in-place multiply-add for grad_x and one multiply + reduce for grad_w.
+    On CPU this is several times faster than F.conv1d's (oneDNN) depthwise backward.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: torch.autograd.function.FunctionCtx,
+        xt: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor,
+        keep: torch.Tensor | None,
+    ) -> torch.Tensor:
+        k = weight.shape[1]
+        length = xt.shape[1] - (k - 1)
+        y = bias.expand(xt.shape[0], length, -1).clone()
+        for j in range(k):
+            src = xt[:, j : j + length]
+            y.addcmul_(src if keep is None else src * keep[j], weight[:, j])
+        ctx.save_for_backward(xt, weight, keep)
+        return y
+
+    @staticmethod
+    def backward(
+        ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, None]:
+        xt, weight, keep = ctx.saved_tensors
+        k = weight.shape[1]
+        length = grad.shape[1]
+        grad_xt = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_xt = torch.zeros_like(xt)
+        if ctx.needs_input_grad[1]:
+            grad_w = torch.empty_like(weight)
+        for j in range(k):
+            g = grad if keep is None else grad * keep[j]
+            if grad_xt is not None:
+                grad_xt[:, j : j + length].addcmul_(g, weight[:, j])
+            if grad_w is not None:
+                grad_w[:, j] = (g * xt[:, j : j + length]).sum(dim=(0, 1))
+        if ctx.needs_input_grad[2]:
+            grad_b = grad.sum(dim=(0, 1))
+        return grad_xt, grad_w, grad_b, None
+
+
 def causal_depthwise_conv(
     x: torch.Tensor,
     weight: torch.Tensor,
-    bias: torch.Tensor | None,
+    bias: torch.Tensor,
     conv_state: torch.Tensor,
     first: torch.Tensor | None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -240,7 +286,7 @@ def causal_depthwise_conv(
     Args:
         x: [B, L, C] inputs.
         weight: [C, K] kernel; weight[:, K-1] multiplies the current input, weight[:, K-1-k] the input k steps ago.
-        bias: [C] or None.
+        bias: [C].
         conv_state: [B, C, K-1] the K-1 inputs preceding x (oldest first), zeros for a fresh state.
         first: [B, L] bool or None. Inputs before a reset contribute nothing at or after it, exactly as if the
             conv state had been zero there.
@@ -248,24 +294,20 @@ def causal_depthwise_conv(
     Returns:
         y [B, L, C] (pre-activation) and the new conv state [B, C, K-1].
     """
-    batch, length, channels = x.shape
     k = weight.shape[1]
-    xt = torch.cat([conv_state, x.transpose(1, 2)], dim=2)  # [B, C, K-1+L]
-    if first is None:
-        y = F.conv1d(xt, weight.unsqueeze(1), bias, groups=channels).transpose(1, 2)
-        return y, xt[:, :, xt.shape[2] - (k - 1) :]
-    # Episode index of every position of the extended sequence (the K-1 state positions count as episode 0):
-    # input at s may reach output at t only when both lie in the same episode.
-    seg = F.pad(first.cumsum(dim=1), (k - 1, 0))  # [B, K-1+L]
-    seg_out = seg[:, k - 1 :]  # [B, L]
-    y = x.new_zeros(batch, channels, length) if bias is None else bias.view(1, -1, 1).expand(batch, -1, length)
-    for lag in range(k):  # K is tiny (4): a loop over kernel taps, never over time
-        src = slice(k - 1 - lag, k - 1 - lag + length)
-        keep = (seg[:, src] == seg_out).unsqueeze(1).to(x.dtype)  # [B, 1, L]
-        y = y + weight[:, k - 1 - lag].view(1, -1, 1) * xt[:, :, src] * keep
-    tail = xt[:, :, xt.shape[2] - (k - 1) :]
-    tail_keep = (seg[:, seg.shape[1] - (k - 1) :] == seg[:, -1:]).unsqueeze(1).to(x.dtype)
-    return y.transpose(1, 2), tail * tail_keep
+    xt = torch.cat([conv_state.transpose(1, 2).to(x.dtype), x], dim=1)  # [B, K-1+L, C], time-major like x
+    keep = None
+    tail = xt[:, xt.shape[1] - (k - 1) :]  # [B, K-1, C]
+    if first is not None:
+        # Episode index of every position (the K-1 state positions count as episode 0): the input at s may
+        # reach the output at t only when both lie in the same episode.
+        seg = F.pad(first.cumsum(dim=1), (k - 1, 0))  # [B, K-1+L]
+        length = x.shape[1]
+        keep = torch.stack([seg[:, j : j + length] == seg[:, k - 1 :] for j in range(k)])  # [K, B, L]
+        keep = keep.unsqueeze(-1).to(x.dtype)
+        tail = tail * (seg[:, seg.shape[1] - (k - 1) :] == seg[:, -1:]).unsqueeze(-1)
+    y = _ShiftedMultiplyAdd.apply(xt, weight.to(x.dtype), bias.to(x.dtype), keep)
+    return y, tail.transpose(1, 2)
 
 
 def conv_step(

@@ -1,0 +1,554 @@
+"""The ``drama-wm`` command line: train, eval, dream and the embedded CPU demo.
+
+    drama-wm demo                                   # CartPole learns on a 2-core CPU in minutes, nothing to set up
+    drama-wm train --env ALE/Pong-v5 --preset xs    # paper settings, Atari 100k protocol
+    drama-wm eval runs/Pong-v5-xs-0/checkpoint.pt --episodes 10
+    drama-wm dream runs/Pong-v5-xs-0/checkpoint.pt --out dream.gif
+
+User errors (bad flags, bad values, missing files) print one line ``drama-wm: error: ...`` and exit with status 2.
+Heavy imports (torch, the agent, matplotlib) happen inside the commands, so ``--help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib.util
+import itertools
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any, NoReturn
+
+if TYPE_CHECKING:
+    from drama_wm.driver import Drama, DramaConfig
+    from drama_wm.learners import BehaviourLearner
+
+PRESETS = ("xs", "s", "tiny", "cpu_demo")
+SAMPLERS = ("dfs", "uniform")
+BACKBONES = ("mamba2", "mamba", "gru", "transformer")
+LEARNERS = ("actor-critic", "sb3-ppo")
+#: Real steps of ``drama-wm demo``: enough for CartPole to learn visibly within 10 minutes on 2 CPU cores.
+DEMO_STEPS = 8000
+DEMO_ENV = "CartPole-v1"
+#: Name under which Drama records the stable-baselines3 learner in checkpoints (the learner's class name).
+_SB3_LEARNER_NAME = "SB3Learner"
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Argument parsing
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``drama-wm train: error: <message> (see drama-wm train --help)``."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Appends each flag's default to its help (unless it is None or False) and keeps descriptions' line breaks."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.option_strings and not any(action.default is x for x in (None, False, argparse.SUPPRESS)):
+            text += " (default: %(default)s)"
+        return text
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
+def _device(text: str) -> str:
+    """'auto' or anything torch.device accepts ('cpu', 'cuda', 'cuda:1', 'mps')."""
+    if text == "auto":
+        return text
+    import torch
+
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(
+            f"expected 'auto' or a torch device such as 'cpu' or 'cuda', got {text!r}"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r} asked for, but CUDA is not available here: use 'cpu' or 'auto'")
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``drama-wm`` parser with its four subcommands."""
+    parser = _Parser(
+        prog="drama-wm",
+        description="Drama (ICLR 2025): a Mamba-2 world model for sample-efficient model-based RL.",
+        formatter_class=_Formatter,
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+
+    train = commands.add_parser(
+        "train",
+        help="train an agent (paper Algorithm 1)",
+        description="Train a Drama agent. Writes TensorBoard events, scalars.csv and checkpoint.pt to --logdir.\n"
+        "Press Ctrl-C once to stop after the current step with a checkpoint (continue with --resume).",
+        formatter_class=_Formatter,
+    )
+    train.add_argument("--env", default="ALE/Pong-v5", help="Gymnasium id or Atari game name (Atari 100k protocol)")
+    train.add_argument("--preset", choices=PRESETS, default="xs", help="DramaConfig preset")
+    train.add_argument("--steps", type=_positive_int, default=100_000, metavar="N", help="total real environment steps")
+    train.add_argument(
+        "--sampler", choices=SAMPLERS, default="dfs", help="replay sampler: DFS (Sec. 2.4) or the uniform ablation"
+    )
+    train.add_argument(
+        "--backbone",
+        choices=BACKBONES,
+        default="mamba2",
+        help="sequence model; the preset's Mamba-2 keywords (backbone_kwargs) are dropped for the others",
+    )
+    train.add_argument(
+        "--learner",
+        choices=LEARNERS,
+        default="actor-critic",
+        help="behaviour learner: the built-in actor-critic, or stable-baselines3 PPO (pip install drama-wm[sb3])",
+    )
+    train.add_argument("--seed", type=int, default=0, help="seed of the env, networks, replay and dreams")
+    train.add_argument("--logdir", default=None, help="output folder (default: runs/<env-name>-<preset>-<seed>)")
+    train.add_argument("--resume", action="store_true", help="continue LOGDIR/checkpoint.pt up to --steps total steps")
+    train.add_argument("--device", type=_device, default="auto", help="'auto' (CUDA when available), 'cpu', 'cuda'")
+    train.add_argument(
+        "--checkpoint-every",
+        type=_non_negative_int,
+        default=10_000,
+        metavar="N",
+        help="steps between checkpoints (0: at the end)",
+    )
+    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    train.set_defaults(run=_cmd_train)
+
+    evaluate = commands.add_parser(
+        "eval",
+        help="evaluate a checkpoint",
+        description="Play whole games with a saved agent; prints mean +- std of the returns and, for the 26\n"
+        "Atari 100k games, the human-normalised score (paper Table 1 reference scores).",
+        formatter_class=_Formatter,
+    )
+    evaluate.add_argument("checkpoint", help="path to a checkpoint.pt")
+    evaluate.add_argument("--episodes", type=_positive_int, default=10, help="games to play")
+    evaluate.add_argument("--deterministic", action="store_true", help="act with the policy's mode, not samples")
+    evaluate.add_argument("--env", default=None, help="env id to evaluate in (default: the checkpoint's)")
+    evaluate.add_argument("--device", type=_device, default="auto", help="'auto', 'cpu', 'cuda', ...")
+    evaluate.set_defaults(run=_cmd_eval)
+
+    dream = commands.add_parser(
+        "dream",
+        help="render imagined rollouts to a video",
+        description="Decode the world model's imagination (paper Figs. 7-9): top row real frames (the context,\n"
+        "then the real continuation, black where the buffer has none), bottom row the model (reconstructions of\n"
+        "the context with a green border, then the dream with a red border); rollouts side by side.\n"
+        "Needs a checkpoint of an image env saved with its replay buffer.",
+        formatter_class=_Formatter,
+    )
+    dream.add_argument("checkpoint", help="path to a checkpoint.pt")
+    dream.add_argument("--out", default="dream.gif", help="output video: .gif, or .mp4 (needs imageio-ffmpeg)")
+    dream.add_argument("--rollouts", type=_positive_int, default=4, help="rollouts side by side")
+    dream.add_argument("--context", type=_positive_int, default=8, help="real steps observed before dreaming")
+    dream.add_argument("--horizon", type=_positive_int, default=32, help="dreamed steps")
+    dream.add_argument("--seed", type=int, default=0, help="seed of the contexts, latent samples and actions")
+    dream.add_argument("--fps", type=_positive_int, default=8, help="frames per second of the video")
+    dream.add_argument("--deterministic", action="store_true", help="act with the policy's mode, not samples")
+    dream.add_argument("--device", type=_device, default="auto", help="'auto', 'cpu', 'cuda', ...")
+    dream.set_defaults(run=_cmd_dream)
+
+    demo = commands.add_parser(
+        "demo",
+        help=f"watch Drama learn {DEMO_ENV} on the CPU in minutes",
+        description=f"Train the cpu_demo preset on {DEMO_ENV}, print the return curve, save it as a PNG and\n"
+        "a CSV, then evaluate the agent beside a random policy. No download, nothing to configure.",
+        formatter_class=_Formatter,
+    )
+    demo.add_argument("--steps", type=_positive_int, default=DEMO_STEPS, metavar="N", help="real environment steps")
+    demo.add_argument("--seed", type=int, default=0, help="seed of the run")
+    demo.add_argument("--out", default=None, help="output folder (default: runs/demo-<seed>-<date-time>)")
+    demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    demo.set_defaults(run=_cmd_demo)
+    return parser
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Entry point
+def main(argv: list[str] | None = None) -> int:
+    """Run the ``drama-wm`` command line on ``argv`` (``sys.argv[1:]`` when None); returns the exit status."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help (0) and argparse errors (2, already printed on one line)
+        return int(exit_.code or 0)
+    import gymnasium as gym
+
+    try:
+        return args.run(args)
+    except (ValueError, TypeError, FileNotFoundError, gym.error.Error) as err:
+        print(f"drama-wm: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("drama-wm: interrupted", file=sys.stderr)
+        return 130
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# train
+def make_config(preset: str, sampler: str, backbone: str, checkpoint_every: int) -> DramaConfig:
+    """The ``preset`` DramaConfig with the sampler kind, sequence backbone and checkpoint interval set.
+
+    Presets tune ``world_model.backbone_kwargs`` for Mamba-2 (e.g. ``head_dim``); another backbone gets none of
+    them, so its own defaults apply.
+    """
+    from drama_wm.driver import DramaConfig
+
+    if preset not in PRESETS:
+        raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
+    config = getattr(DramaConfig, preset)()
+    world_model = config.world_model
+    if backbone != world_model.backbone:
+        world_model = replace(world_model, backbone=backbone, backbone_kwargs={})
+    return replace(
+        config,
+        world_model=world_model,
+        sampler=replace(config.sampler, kind=sampler),
+        checkpoint_every=checkpoint_every,
+    )
+
+
+def default_logdir(env: str, preset: str, seed: int) -> Path:
+    """runs/<env-name>-<preset>-<seed>, the env name without its namespace: "ALE/Pong-v5" -> runs/Pong-v5-xs-0."""
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in env.rsplit("/", 1)[-1])
+    return Path("runs") / f"{name}-{preset}-{seed}"
+
+
+def _sb3_learner() -> BehaviourLearner:
+    """A default stable-baselines3 PPO learner; one clear error when stable-baselines3 is missing."""
+    try:
+        from drama_wm.integrations.sb3 import SB3Learner
+
+        return SB3Learner.ppo()
+    except ImportError as err:
+        # The integration re-raises SB3's ModuleNotFoundError with its own message: look down the chain for it.
+        missing = {getattr(e, "name", None) for e in (err, err.__cause__, err.__context__) if e is not None}
+        if any(name and name.split(".")[0] == "stable_baselines3" for name in missing):
+            raise ValueError("--learner sb3-ppo needs stable-baselines3: pip install drama-wm[sb3]") from None
+        raise
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from drama_wm.driver import Drama
+
+    config = make_config(args.preset, args.sampler, args.backbone, args.checkpoint_every)
+    logdir = Path(args.logdir) if args.logdir is not None else default_logdir(args.env, args.preset, args.seed)
+    path = logdir / "checkpoint.pt"
+    if args.resume:
+        if not path.is_file():
+            raise FileNotFoundError(f"--resume: no checkpoint at {path}")
+        agent = load_agent(path, args.device, logdir=logdir)  # with the learner the checkpoint was trained with
+        _check_resume_matches(agent, args, config)
+        agent.config.checkpoint_every = args.checkpoint_every  # the one setting a resumed run may change
+    else:
+        if path.exists():
+            raise ValueError(f"{path} exists: pass --resume to continue that run, or choose another --logdir")
+        learner: str | BehaviourLearner = _sb3_learner() if args.learner == "sb3-ppo" else "actor-critic"
+        agent = Drama(args.env, config, learner, seed=args.seed, device=args.device, logdir=logdir)
+    start_steps = agent.num_timesteps
+    remaining = max(0, args.steps - start_steps)
+    print(f"training {args.env} ({args.preset}, {args.sampler}, {args.backbone}, {args.learner}) on {agent.device}")
+    if args.resume:
+        print(f"resuming {path} at step {start_steps}: {remaining} steps to go")
+    started = time.perf_counter()
+    with _GracefulStop() as stop:
+        agent.learn(remaining, callback=stop, progress_bar=not args.no_progress)
+    elapsed = time.perf_counter() - started
+    print(f"steps: {agent.num_timesteps} ({agent.num_timesteps - start_steps} this run, {elapsed:.1f} s)")
+    print(f"episodes: {len(agent.episodes)}")
+    if agent.episodes:
+        recent = [e["return"] for e in agent.episodes[-5:]]
+        mean = sum(recent) / len(recent)
+        print(f"mean return of the last {len(recent)} episodes: {mean:.2f}")
+        hns = atari_normalized_score(args.env, mean)
+        if hns is not None:
+            print(f"human-normalised score of the last {len(recent)} episodes: {100 * hns:.1f}%")
+    print(f"checkpoint: {path}")
+    return 0
+
+
+def _check_resume_matches(agent: Drama, args: argparse.Namespace, config: DramaConfig) -> None:
+    """A resumed run continues the checkpoint's run: flags that would change it are an error, not ignored."""
+    saved_learner = "sb3-ppo" if agent.learner_name == _SB3_LEARNER_NAME else agent.learner_name
+    saved = replace(agent.config, checkpoint_every=config.checkpoint_every)
+    differences = [
+        f"{flag} {mine!r} (checkpoint: {theirs!r})"
+        for flag, mine, theirs in (
+            ("--env", args.env, agent.env_spec),
+            ("--seed", args.seed, agent.seed),
+            ("--learner", args.learner, saved_learner),
+        )
+        if mine != theirs
+    ]
+    if saved != config:
+        differences.append("--preset/--sampler/--backbone give another configuration than the checkpoint's")
+    if differences:
+        raise ValueError("--resume needs the flags the run was started with: " + "; ".join(differences))
+
+
+class _GracefulStop:
+    """Learn-callback that stops training cleanly on the first Ctrl-C (learn() then writes its checkpoint).
+
+    A second Ctrl-C interrupts at once. Signal handlers can only be installed from the main thread; elsewhere
+    Ctrl-C keeps its default behaviour.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+        self._installed = False
+
+    def __enter__(self) -> _GracefulStop:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nstopping after this step and saving a checkpoint (Ctrl-C again to abort)", file=sys.stderr)
+
+    def __call__(self, agent: Drama) -> bool:
+        return not self.requested
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# eval
+def atari_normalized_score(env: str | None, score: float) -> float | None:
+    """Human-normalised score (fraction, 1.0 = human) if ``env`` is one of the 26 Atari 100k games, else None."""
+    from drama_wm.envs.scores import ATARI_100K_GAMES, game_key, human_normalized_score
+
+    if env is None or game_key(env) not in {game_key(game) for game in ATARI_100K_GAMES}:
+        return None
+    return human_normalized_score(env, score)
+
+
+def load_agent(path: str | Path, device: str = "auto", logdir: str | Path | None = None) -> Drama:
+    """Load a checkpoint, whichever built-in or stable-baselines3 learner trained it."""
+    from drama_wm.driver import Drama
+
+    try:
+        return Drama.load(path, device=device, logdir=logdir)
+    except ValueError as err:
+        # Drama.load asks for the learner instance of checkpoints not trained by the built-in actor-critic.
+        if repr(_SB3_LEARNER_NAME) not in str(err):
+            raise
+    return Drama.load(path, device=device, learner=_sb3_learner(), logdir=logdir)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    agent = load_agent(args.checkpoint, args.device)
+    result = agent.evaluate(args.episodes, deterministic=args.deterministic, env=args.env)
+    env = args.env if args.env is not None else agent.env_spec
+    returns = result["returns"]
+    print(f"{env}: {len(returns)} episodes after {agent.num_timesteps} training steps")
+    print(f"return: {result['mean']:.2f} +- {result['std']:.2f} (min {min(returns):.2f}, max {max(returns):.2f})")
+    hns = atari_normalized_score(env, result["mean"])
+    if hns is not None:
+        print(f"human-normalised score: {100 * hns:.1f}%")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# dream
+def check_video_path(path: str | Path) -> Path:
+    """``path`` as a Path if a video can be written there (.gif always; .mp4 with imageio-ffmpeg), else ValueError."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".gif", ".mp4"):
+        raise ValueError(f"the video must end in .gif or .mp4, got {str(path)!r}")
+    if suffix == ".mp4" and importlib.util.find_spec("imageio_ffmpeg") is None:
+        raise ValueError("writing .mp4 needs imageio-ffmpeg (pip install imageio-ffmpeg); or write a .gif")
+    return path
+
+
+def write_video(path: str | Path, frames: Any, fps: int) -> Path:
+    """Write uint8 frames [T, H, W, 3] as a GIF (Pillow, looping) or an MP4 (imageio-ffmpeg)."""
+    import imageio.v2
+    import imageio.v3
+
+    path = check_video_path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix.lower() == ".gif":
+        imageio.v3.imwrite(path, frames, plugin="pillow", duration=1000 / fps, loop=0)  # duration: ms per frame
+    else:
+        # macro_block_size=1: no rescaling to multiples of 16 (dream frames already have the even sides H.264 needs).
+        imageio.v2.mimwrite(path, frames, format="FFMPEG", fps=fps, macro_block_size=1)
+    return path
+
+
+def _cmd_dream(args: argparse.Namespace) -> int:
+    from drama_wm.dreams import dream_frames
+
+    out = check_video_path(args.out)  # before the (slow) checkpoint load
+    agent = load_agent(args.checkpoint, args.device)
+    frames = dream_frames(
+        agent, args.rollouts, args.context, args.horizon, seed=args.seed, deterministic=args.deterministic
+    )
+    write_video(out, frames, args.fps)
+    print(f"{out}: {len(frames)} frames of {frames.shape[2]}x{frames.shape[1]}, {args.rollouts} rollouts")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# demo
+def format_return_table(returns: Sequence[float], steps: Sequence[int], n_blocks: int = 10, width: int = 40) -> str:
+    """The learning curve as text: mean return per block of consecutive episodes, with a bar per block.
+
+    Episodes are split into ``min(n_blocks, len(returns))`` blocks of near-equal size; bars span the range from
+    min(0, lowest mean) to the highest mean in ``width`` characters.
+    """
+    if len(returns) != len(steps):
+        raise ValueError(f"returns and steps must have the same length, got {len(returns)} and {len(steps)}")
+    if n_blocks < 1 or width < 1:
+        raise ValueError(f"n_blocks and width must be >= 1, got {n_blocks} and {width}")
+    if not returns:
+        return "no episode finished yet"
+    count = len(returns)
+    n = min(n_blocks, count)
+    bounds = [round(i * count / n) for i in range(n + 1)]  # block i holds episodes bounds[i] .. bounds[i+1]-1
+    blocks = list(itertools.pairwise(bounds))
+    means = [sum(returns[a:b]) / (b - a) for a, b in blocks]
+    low, high = min(0.0, *means), max(means)
+    lines = [f"{'episodes':>11}  {'until step':>10}  {'mean return':>11}"]
+    for (a, b), mean in zip(blocks, means, strict=True):
+        filled = round(width * (mean - low) / (high - low)) if high > low else width
+        lines.append(f"{f'{a + 1}-{b}':>11}  {steps[b - 1]:>10}  {mean:>11.1f}  {'#' * filled}")
+    return "\n".join(lines)
+
+
+def plot_returns(
+    returns: Sequence[float], steps: Sequence[int], path: str | Path, baseline: float | None = None, title: str = ""
+) -> Path:
+    """Save episode returns against real steps (points, plus a 10-episode running mean) as a PNG."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if len(returns) != len(steps):
+        raise ValueError(f"returns and steps must have the same length, got {len(returns)} and {len(steps)}")
+    figure = Figure(figsize=(7, 4), dpi=100)
+    FigureCanvasAgg(figure)  # the Agg canvas attaches itself: no pyplot, no global backend state
+    ax = figure.add_subplot()
+    ax.plot(steps, returns, ".", alpha=0.35, label="episode return")
+    window = 10
+    if len(returns) >= window:
+        running = [sum(returns[i - window + 1 : i + 1]) / window for i in range(window - 1, len(returns))]
+        ax.plot(steps[window - 1 :], running, label=f"mean of the last {window} episodes")
+    if baseline is not None:
+        ax.axhline(baseline, color="grey", linestyle="--", label="random policy")
+    ax.set(xlabel="real environment steps", ylabel="return", title=title)
+    ax.legend(loc="upper left")
+    ax.grid(alpha=0.3)
+    figure.tight_layout()
+    path = Path(path)
+    figure.savefig(path)
+    return path
+
+
+def random_policy_returns(env_id: str, n_episodes: int, seed: int) -> list[float]:
+    """Returns of ``n_episodes`` whole episodes of a uniformly random policy (the baseline the demo beats)."""
+    from drama_wm.driver import make_env
+
+    env = make_env(env_id, seed=seed)
+    env.action_space.seed(seed)
+    returns: list[float] = []
+    env.reset(seed=seed)
+    total = 0.0
+    while len(returns) < n_episodes:
+        _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
+        total += float(reward)
+        if terminated or truncated:
+            returns.append(total)
+            total = 0.0
+            env.reset()
+    env.close()
+    return returns
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from drama_wm.driver import Drama, DramaConfig
+
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = Path(args.out) if args.out is not None else Path("runs") / f"demo-{args.seed}-{stamp}"
+    if (out / "checkpoint.pt").exists():
+        raise ValueError(f"{out} already holds a run: choose another --out")
+    print(f"Drama demo: {DEMO_ENV}, {args.steps} real steps, world model and policy trained on the CPU -> {out}")
+    agent = Drama(DEMO_ENV, DramaConfig.cpu_demo(), seed=args.seed, device="cpu", logdir=out)
+    started = time.perf_counter()
+    with _GracefulStop() as stop:
+        agent.learn(args.steps, callback=stop, progress_bar=not args.no_progress)
+    minutes = (time.perf_counter() - started) / 60
+    returns = [e["return"] for e in agent.episodes]
+    steps = [int(e["step"]) for e in agent.episodes]
+    print(f"\ntrained {agent.num_timesteps} steps in {minutes:.1f} min, {len(returns)} episodes; return curve:")
+    print(format_return_table(returns, steps))
+
+    csv_path = out / "returns.csv"
+    with csv_path.open("w", newline="") as f:
+        rows = csv.writer(f)
+        rows.writerow(["episode", "step", "return"])
+        rows.writerows([i + 1, s, r] for i, (s, r) in enumerate(zip(steps, returns, strict=True)))
+    random_returns = random_policy_returns(DEMO_ENV, 10, args.seed)
+    baseline = float(np.mean(random_returns))
+    png_path = plot_returns(returns, steps, out / "returns.png", baseline, f"Drama on {DEMO_ENV} (cpu_demo preset)")
+
+    result = agent.evaluate(10)
+    print(f"\nevaluation, 10 episodes: {result['mean']:.1f} +- {result['std']:.1f}")
+    print(f"random policy, 10 episodes: {baseline:.1f} +- {float(np.std(random_returns)):.1f}")
+    print(f"\nreturn curve: {png_path}\nepisode returns: {csv_path}\ntraining scalars: {out / 'scalars.csv'}")
+    print(f"checkpoint: {out / 'checkpoint.pt'} (try: drama-wm eval {out / 'checkpoint.pt'})")
+    return 0
+
+
+__all__ = [
+    "DEMO_STEPS",
+    "build_parser",
+    "check_video_path",
+    "default_logdir",
+    "format_return_table",
+    "load_agent",
+    "main",
+    "make_config",
+    "plot_returns",
+    "random_policy_returns",
+    "write_video",
+]
