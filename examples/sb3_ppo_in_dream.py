@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import argparse
 
-from drama_wm.integrations.sb3 import SB3Learner
-
 from drama_wm import Drama, DramaConfig
+from drama_wm.integrations.sb3 import SB3Learner
 
 
 def main() -> None:

@@ -19,10 +19,11 @@ from drama_wm.envs import Catch
 
 pytest.importorskip("stable_baselines3")
 
-from drama_wm.integrations.sb3 import DreamVecEnv, SB3Learner
 from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.evaluation import evaluate_policy
 from stable_baselines3.common.monitor import Monitor
+
+from drama_wm.integrations.sb3 import DreamVecEnv, SB3Learner
 
 HORIZON = 4
 

@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from drama_wm.layers import RMSNorm
 from drama_wm.sequence import (
     GRU,
     KINDS,
@@ -21,7 +22,7 @@ from drama_wm.sequence import (
 )
 from drama_wm.sequence.common import causal_depthwise_conv
 from drama_wm.sequence.mamba import selective_scan
-from drama_wm.sequence.mamba2 import Mamba2Mixer, ssd_scan
+from drama_wm.sequence.mamba2 import Mamba2Mixer, gated_rms_norm, ssd_scan
 
 D_MODEL = 16
 TINY = {
@@ -208,6 +209,40 @@ def test_scans_and_conv_gradcheck() -> None:
     conv_args = [t.requires_grad_() for t in (randn(b, length, 3), randn(3, 4), randn(3), randn(b, 3, 3))]
     for resets in (None, first):
         assert torch.autograd.gradcheck(lambda *a, r=resets: causal_depthwise_conv(*a, r), conv_args)
+
+
+def test_gated_rms_norm_matches_composite() -> None:
+    norm = RMSNorm(6).double()
+    with torch.no_grad():
+        norm.weight.copy_(randn(6, seed=3))
+    y, z = randn(2, 3, 6, seed=1).requires_grad_(), randn(2, 3, 6, seed=2).requires_grad_()
+    torch.testing.assert_close(gated_rms_norm(y, z, norm), norm(y * F.silu(z)), atol=ATOL, rtol=0)
+    g = randn(2, 3, 6, seed=4)
+    fused = torch.autograd.grad((gated_rms_norm(y, z, norm) * g).sum(), (y, z, norm.weight))
+    composite = torch.autograd.grad((norm(y * F.silu(z)) * g).sum(), (y, z, norm.weight))
+    for a, b in zip(fused, composite, strict=True):
+        torch.testing.assert_close(a, b, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_cpu_row_groups_change_nothing(kind: str) -> None:
+    """forward over groups of rows (the CPU cache optimisation) equals one pass over the whole batch."""
+    x = randn(5, 9, D_MODEL).requires_grad_()
+    first = torch.zeros(5, 9, dtype=torch.bool)
+    first[3, 4] = True
+    results = []
+    for tokens in (None, 9, 20):  # whole batch; one row per group; two rows per group (uneven last group)
+        model = build(kind)
+        model.cpu_tokens_per_pass = tokens
+        _, warm = model(randn(5, 3, D_MODEL, seed=2))
+        y, state = model(x, warm, first)
+        grads = torch.autograd.grad((y * randn(*y.shape, seed=3)).sum(), [x, *model.parameters()])
+        results.append((y, state, grads))
+    for y, state, grads in results[1:]:
+        torch.testing.assert_close(y, results[0][0], atol=ATOL, rtol=0)
+        assert_states_close(state, results[0][1])
+        for a, b in zip(grads, results[0][2], strict=True):
+            torch.testing.assert_close(a, b, atol=1e-9, rtol=0)
 
 
 # ------------------------------------------------------------------------------------------ causality, resets

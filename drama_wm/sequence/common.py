@@ -12,6 +12,7 @@ Conventions used throughout ``drama_wm.sequence`` (B = batch, L = sequence lengt
 
 from __future__ import annotations
 
+import abc
 import math
 from collections.abc import Sequence
 
@@ -24,16 +25,16 @@ from drama_wm.layers import RMSNorm
 State = tuple[torch.Tensor, ...]
 
 
-class Mixer(nn.Module):
+class Mixer(nn.Module, abc.ABC):
     """One sequence-mixing layer (the token-mixing half of a residual block).
 
     Subclasses define the state layout and the two computation forms. They receive inputs already validated
     by :class:`ResidualStack` and never see ``first`` in ``step``: the stack resets state rows beforehand.
     """
 
+    @abc.abstractmethod
     def state_shapes(self, batch_size: int) -> list[tuple[int, ...]]:
         """Shapes of this layer's state tensors for ``batch_size`` rows (batch first)."""
-        raise NotImplementedError
 
     def state_dtypes(self, dtype: torch.dtype) -> list[torch.dtype]:
         """Dtype of each state tensor when the floating state dtype is ``dtype``. Default: all floating."""
@@ -46,13 +47,13 @@ class Mixer(nn.Module):
             for shape, dt in zip(self.state_shapes(batch_size), self.state_dtypes(dtype), strict=True)
         )
 
+    @abc.abstractmethod
     def forward(self, x: torch.Tensor, state: State, first: torch.Tensor | None) -> tuple[torch.Tensor, State]:
         """Parallel form. x [B, L, D], first [B, L] bool or None -> (y [B, L, D], state after the last token)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def step(self, x: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """Recurrent form for one token. x [B, D] -> (y [B, D], next state)."""
-        raise NotImplementedError
 
 
 class ResidualStack(nn.Module):
@@ -61,7 +62,13 @@ class ResidualStack(nn.Module):
     RMSNorm, pre-norm residual). Shapes: [B, L, d_model] -> [B, L, d_model].
 
     Subclasses build the mixers; this class owns input validation, the flat state layout and dropout.
+
+    ``cpu_tokens_per_pass``: on CPU, ``forward`` processes the batch in groups of about this many tokens
+    (whole rows, at least one), which keeps each op's tensors cache-sized; None processes the whole batch at
+    once (the GRU, whose recurrence is faster over more rows). Results do not depend on it.
     """
+
+    cpu_tokens_per_pass: int | None = 2048
 
     def __init__(
         self,
@@ -85,7 +92,8 @@ class ResidualStack(nn.Module):
         self.ffns = nn.ModuleList(ffns) if ffns is not None else None
         self.ffn_norms = nn.ModuleList(RMSNorm(d_model) for _ in mixers) if ffns is not None else None
         self.final_norm = RMSNorm(d_model)
-        self.dropout = nn.Dropout(dropout)
+        # Dropout on each residual branch, active in training mode only; skipped entirely when 0.
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self._state_counts = [len(m.state_shapes(1)) for m in mixers]
 
     # ----------------------------------------------------------------------------------------- state layout
@@ -156,6 +164,28 @@ class ResidualStack(nn.Module):
             _check_first(first, tuple(x.shape[:2]), x.device)
             if not bool(first.any()):
                 first = None  # the reset-free fast path computes the same thing
+        rows = (
+            batch
+            if self.cpu_tokens_per_pass is None or x.device.type != "cpu"
+            else self.cpu_tokens_per_pass // x.shape[1]
+        )
+        if rows >= batch:
+            return self._forward_layers(x, state, first)
+        # CPU only: run groups of rows one after the other so that each group's activations stay in cache. The
+        # rows are independent, so the result is the same; at B=16, L=1024, d_model=512 on a 2-core Xeon this
+        # made a Mamba-2 training step about 1.5x faster than one pass over the whole batch.
+        rows = max(rows, 1)
+        outputs, states = [], []
+        for start in range(0, batch, rows):
+            part = slice(start, start + rows)
+            part_first = first[part] if first is not None and bool(first[part].any()) else None
+            y, s = self._forward_layers(x[part], tuple(t[part] for t in state), part_first)
+            outputs.append(y)
+            states.append(s)
+        return torch.cat(outputs), tuple(torch.cat(parts) for parts in zip(*states, strict=True))
+
+    def _forward_layers(self, x: torch.Tensor, state: State, first: torch.Tensor | None) -> tuple[torch.Tensor, State]:
+        """The stack over an already validated batch (see ``forward``)."""
         new_state: list[torch.Tensor] = []
         h = x
         for i, (mixer, layer_state) in enumerate(zip(self.mixers, self._split_state(state), strict=True)):

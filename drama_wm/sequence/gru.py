@@ -59,6 +59,8 @@ class GRU(ResidualStack):
     State: one hidden state h [B, d_model] per layer.
     """
 
+    cpu_tokens_per_pass = None  # the recurrence runs over time: the more rows per step, the better
+
     def __init__(self, d_model: int = 512, n_layers: int = 2, dropout: float = 0.0) -> None:
         check_positive_int("n_layers", n_layers)
         check_positive_int("d_model", d_model)

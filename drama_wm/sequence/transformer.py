@@ -107,15 +107,15 @@ class CausalSelfAttention(Mixer):
 
     def _next_state(self, state: State, k: torch.Tensor, v: torch.Tensor, episode: torch.Tensor | None) -> State:
         """Keep the last cache_len keys/values of (old cache ++ new tokens); valid = same episode as the last."""
+        n = self.cache_len
+        if n == 0:
+            return state
         k_cache, v_cache, valid = state
-        n, length = self.cache_len, k.shape[2]
-        new_valid = torch.ones(k.shape[0], length, dtype=torch.bool, device=k.device)
+        new_valid = torch.ones(k.shape[0], k.shape[2], dtype=torch.bool, device=k.device)
         old_valid = valid
         if episode is not None:
             new_valid = episode == episode[:, -1:]
             old_valid = valid & (episode[:, -1:] == 0)
-        if n == 0:
-            return state
         flags = torch.cat([old_valid, new_valid], dim=1)[:, -n:]
         # Invalid slots are zeroed so that a state has one canonical value (as if built by step()).
         drop = ~flags[:, None, :, None]
