@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 
 
-def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:
-    """``torch.save`` to a temporary file in the target's folder, fsync it, then ``os.replace`` onto ``path``.
+def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
+    """Call ``write(file)`` on a temporary file in the target's folder, fsync it, then ``os.replace`` onto ``path``.
 
-    ``os.replace`` is atomic on POSIX and Windows, so a reader sees either the old file or the complete new one.
+    ``os.replace`` is atomic on POSIX and Windows, so a reader sees either the old file or the complete new one; an
+    interrupted write leaves no temporary file behind.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -28,6 +30,11 @@ def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:
+    """``torch.save(obj)`` to ``path`` atomically (see :func:`atomic_write`)."""
+    return atomic_write(path, lambda f: torch.save(obj, f))
 
 
 def load(path: str | os.PathLike[str], map_location: str | torch.device | None = "cpu") -> dict[str, Any]:

@@ -31,7 +31,6 @@ from __future__ import annotations
 import json
 import numbers
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+
+from drama_wm.checkpoint import atomic_write
 
 PURPOSES = ("world_model", "imagination")
 SAMPLER_KINDS = ("dfs", "uniform")
@@ -340,16 +341,8 @@ class ReplayBuffer:
         state = self.state_dict()
         arrays = {key: value for key, value in state.items() if key != "meta"}
         arrays["meta"] = np.array(json.dumps(state["meta"]))  # a unicode array: loads without pickle
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:  # a file object stops np.savez from appending ".npz" to the name
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # A file object (not a name) stops np.savez from appending ".npz" to the path.
+        atomic_write(path, lambda f: np.savez(f, **arrays))
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> ReplayBuffer:
