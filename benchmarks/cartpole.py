@@ -55,6 +55,8 @@ def run_drama(seed: int, args: argparse.Namespace) -> list[tuple[int, float]]:
         mean = agent.evaluate(args.eval_episodes, deterministic=True)["mean"]
         curve.append((agent.num_timesteps, mean))
         print(f"seed {seed} step {agent.num_timesteps} eval {mean:.1f}", flush=True)
+        if args.stop_at_target and mean >= args.target:
+            break
     return curve
 
 
@@ -80,7 +82,11 @@ def main() -> None:
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--target", type=float, default=475.0)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--stop-at-target", action="store_true", help="stop a seed once its eval mean reaches --target")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     rows = []
     for seed in args.seeds:
@@ -95,7 +101,7 @@ def main() -> None:
         "",
         f"- machine: {machine(torch.device(args.device))}",
         f"- command: `python benchmarks/cartpole.py --agent {args.agent} --seeds {' '.join(map(str, args.seeds))} "
-        f"--steps {args.steps}`",
+        f"--steps {args.steps} --eval-every {args.eval_every}{' --stop-at-target' if args.stop_at_target else ''}`",
         "",
         "| seed | first step with mean >= target | best mean | final mean | wall-clock |",
         "|---|---|---|---|---|",
@@ -106,8 +112,9 @@ def main() -> None:
     text = "\n".join(lines) + "\n"
     print(text)
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / f"cartpole_{args.agent}.md").write_text(text)
-    (RESULTS / f"cartpole_{args.agent}.json").write_text(json.dumps(rows))
+    tag = f"{args.agent}_seeds{'-'.join(map(str, args.seeds))}"
+    (RESULTS / f"cartpole_{tag}.md").write_text(text)
+    (RESULTS / f"cartpole_{tag}.json").write_text(json.dumps(rows))
 
 
 if __name__ == "__main__":

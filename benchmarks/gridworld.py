@@ -260,7 +260,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--d-state", type=int, default=16, help="SSM state size (Mamba, Mamba-2; paper: 16)")
     parser.add_argument("--head-dim", type=int, default=16, help="Mamba-2 head dim (d_inner = 2 d_model)")
     parser.add_argument("--batch", type=int, default=None, help="sequences per step (default: 8 at l=208, 1 at 1664)")
-    parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate of AdamW")
+    parser.add_argument("--lr", type=float, default=1e-2, help="peak learning rate of AdamW")
     parser.add_argument(
         "--eval-sequences", type=int, default=None, help="held-out sequences (default: 144 at l=208, 16 at 1664)"
     )

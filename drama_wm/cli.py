@@ -35,7 +35,7 @@ SAMPLERS = ("dfs", "uniform")
 BACKBONES = ("mamba2", "mamba", "gru", "transformer")
 LEARNERS = ("actor-critic", "sb3-ppo")
 #: Real steps of ``drama-wm demo``: enough for CartPole to learn visibly within 10 minutes on 2 CPU cores.
-DEMO_STEPS = 8000
+DEMO_STEPS = 3000
 DEMO_ENV = "CartPole-v1"
 #: Name under which Drama records the stable-baselines3 learner in checkpoints (the learner's class name).
 _SB3_LEARNER_NAME = "SB3Learner"

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from drama_wm import checkpoint
 from drama_wm.dream_env import DreamEnv
+from drama_wm.envs.scores import human_normalized_score, is_atari_100k_game
 from drama_wm.latent_observation import LatentObservation
 from drama_wm.learners import BehaviourLearner
 from drama_wm.learners.actor_critic import ActorCritic, ActorCriticConfig
@@ -176,6 +177,8 @@ class Drama:
             torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else torch.device(device)
         )
         self.env_spec = env if isinstance(env, str) else None
+        # Atari 100k games also log the human-normalised score (paper Table 1's random and human scores).
+        self._atari_game = env if isinstance(env, str) and is_atari_100k_game(env) else None
         if seed is not None:
             torch.manual_seed(seed)
         raw_env = make_env(env, seed)
@@ -207,6 +210,7 @@ class Drama:
         self._episode_return = 0.0
         self._metrics: dict[str, list[float]] = {}
         self._timers = {"env": 0.0, "world_model": 0.0, "behaviour": 0.0}
+        self._last_log = (time.perf_counter(), 0)  # (wall time, real steps) at the previous log row
 
     # ----------------------------------------------------------------------------------------------------------------
     def learn(
@@ -260,6 +264,10 @@ class Drama:
                 game_return = float(info.get("game_return", self._episode_return))
                 self.episodes.append({"return": game_return, "step": self.num_timesteps})
                 self._record({"episode/return": game_return})
+                if self._atari_game is not None:
+                    self._record(
+                        {"episode/human_normalized_score": human_normalized_score(self._atari_game, game_return)}
+                    )
                 self._episode_return = 0.0
             features, _ = self.env.reset()
             self._first = True
@@ -288,6 +296,9 @@ class Drama:
     def _log(self, bar: tqdm) -> None:
         scalars = {k: float(np.mean(v)) for k, v in self._metrics.items()}
         scalars.update({f"time/{k}_seconds": v for k, v in self._timers.items()})
+        now, steps = time.perf_counter(), self.num_timesteps
+        scalars["time/steps_per_second"] = (steps - self._last_log[1]) / max(now - self._last_log[0], 1e-9)
+        self._last_log = (now, steps)
         self.logger.log(self.num_timesteps, scalars)
         if self.episodes:
             recent = np.mean([e["return"] for e in self.episodes[-5:]])

@@ -523,3 +523,10 @@ def test_registered_env_ids():
     assert catch.reset(seed=0)[0].shape == (32, 32, 3)
     grid = gym.make("drama_wm/GridWorld-v0", render_size=64)
     assert grid.reset(seed=0)[0].shape == (64, 64, 3)
+
+
+def test_is_atari_100k_game_accepts_every_spelling():
+    from drama_wm.envs.scores import is_atari_100k_game
+
+    assert all(is_atari_100k_game(name) for name in ("Pong", "ALE/Pong-v5", "PongNoFrameskip-v4", "ms_pacman"))
+    assert not any(is_atari_100k_game(name) for name in ("CartPole-v1", "Tetris", "drama_wm/Catch-v0"))

@@ -67,6 +67,11 @@ def game_key(name: str) -> str:
 _BY_KEY: dict[str, str] = {game_key(game): game for game in ATARI_100K_GAMES}
 
 
+def is_atari_100k_game(name: str) -> bool:
+    """Whether ``name`` (any spelling :func:`game_key` accepts) is one of the 26 Atari 100k games."""
+    return isinstance(name, str) and game_key(name) in _BY_KEY
+
+
 def human_normalized_score(game: str, score: float) -> float:
     """Human-normalised score (score - random) / (human - random) as a fraction (1.0 = human level).
 
