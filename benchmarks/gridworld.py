@@ -1,4 +1,4 @@
-"""Grid-world long-sequence prediction (paper Sec. 3.2.3, Table 2, App. A.6) for the four sequence backbones.
+r"""Grid-world long-sequence prediction (paper Sec. 3.2.3, Table 2, App. A.6) for the four sequence backbones.
 
 Task: a next-token model, Embedding(9, d_model) -> backbone -> Linear(d_model, 9), is trained with cross-entropy
 on token sequences of uniformly random-policy grid-world rollouts (``drama_wm.envs.gridworld``: a frame is 25
@@ -19,19 +19,26 @@ Choices the paper leaves open (stated here because they shape the numbers):
 * Memory is the bytes of the tensors autograd saves for backward during one training forward, counted with
   ``torch.autograd.graph.saved_tensors_hooks`` (parameters excluded, shared storage counted once). It works on
   any device and is the part of memory that grows with l; the paper reports GPU memory in % of 8 GB instead.
-* Optimiser: AdamW (weight decay 1e-4, paper Table 6), gradient clip 1, linear warm-up over the first 10% of
-  the steps then cosine decay to 0. Mamba-2 uses head dim 16 so that d_inner = 2 d_model has 8 heads as in
-  the paper's XS model (1024 / 128); the Transformer attends causally over the whole sequence (max_len = l),
-  8 heads, ALiBi positions.
+* Optimiser: AdamW (peak lr 1e-2, weight decay 1e-4 as in paper Table 6), gradient clip 1, linear warm-up over
+  the first 10% of the steps then cosine decay to 0; 500 steps at both lengths. Mamba-2 uses head dim 16, so
+  d_inner = 2 d_model has 8 heads as in the paper's XS model (1024 / 128); the Transformer attends causally
+  over the whole sequence (max_len = l), 8 heads, ALiBi positions.
 
-Full runs (estimated wall-clock on 2 CPU cores):
+Full runs, 3 seeds (wall-clock on 2 CPU cores estimated from step times measured on this machine):
 
-    python benchmarks/gridworld.py --backbone all --length 208    # about 10 minutes
-    python benchmarks/gridworld.py --backbone all --length 1664   # about 20 minutes
+    python benchmarks/gridworld.py --length 208     # all four backbones: about 9 minutes
+    python benchmarks/gridworld.py --length 1664    # all four: about 45 minutes, of which the Transformer 26
 
-Smoke test:
+At l = 1664 two backbones dominate: the GRU (about 0.5 s per step: 1664 sequential recurrence steps per layer)
+and the Transformer (about 1 s per step: attention over 1664 x 1664 positions). Split the long run if needed:
 
-    python benchmarks/gridworld.py --backbone all --length 208 --seeds 0 --steps 20 --out /tmp/gridworld.md
+    python benchmarks/gridworld.py --length 1664 --backbone mamba2 mamba gru   # about 17 minutes
+    python benchmarks/gridworld.py --length 1664 --backbone transformer \
+        --out benchmarks/results/gridworld_1664_transformer.md                 # about 26 minutes
+
+Smoke test (seconds):
+
+    python benchmarks/gridworld.py --seeds 0 --steps 20 --out /tmp/gridworld.md
 """
 
 from __future__ import annotations
@@ -90,6 +97,7 @@ class NextTokenModel(nn.Module):
 
 
 def build_model(kind: str, length: int, args: argparse.Namespace) -> NextTokenModel:
+    """The next-token model around backbone ``kind`` with the sizes of ``args`` (no dropout)."""
     extra: dict[str, Any] = {}
     if kind == "mamba2":
         extra["head_dim"] = args.head_dim
@@ -157,7 +165,8 @@ def run(kind: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     held_out = make_sequence_dataset(args.eval_sequences, n_frames, seed=EVAL_SEED).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, args.steps))
-    activation_bytes = saved_activation_bytes(model, train[0].to(device))
+    # A copy: train[0] is a view whose storage is the whole training set, which would be counted as saved.
+    activation_bytes = saved_activation_bytes(model, train[0].clone().to(device))
 
     tag = f"[{kind} l={args.length} seed {seed}]"
     step_seconds, recent_losses = [], []
@@ -242,38 +251,33 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace, command: str) -
     lines += [
         "",
         "Floor: when the agent reaches the goal both are re-placed at random, which no model can predict; under the "
-        "random policy this caps the logic accuracy (about 4.6% of steps, see `grid_error`).",
+        "random policy this happens on about 4.6% of steps, so even a perfect predictor has E_l of about 4.6% "
+        "(see `grid_error`). The Transformer's parameters include its MLP blocks (4 d_model wide).",
     ]
     return "\n".join(lines) + "\n"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument(
-        "--backbone", choices=[*KINDS, "all"], default="all", help="sequence backbone to train; all: the four"
-    )
-    parser.add_argument("--length", type=int, choices=LENGTHS, default=208, help="tokens per sequence (8 or 64 frames)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="model and training-data seeds")
-    parser.add_argument("--steps", type=int, default=None, help="training steps (default: 400 at l=208, 300 at 1664)")
-    parser.add_argument("--d-model", type=int, default=64, help="width of the embedding and the backbone")
-    parser.add_argument("--n-layers", type=int, default=2, help="backbone layers")
-    parser.add_argument("--d-state", type=int, default=16, help="SSM state size (Mamba, Mamba-2; paper: 16)")
-    parser.add_argument("--head-dim", type=int, default=16, help="Mamba-2 head dim (d_inner = 2 d_model)")
-    parser.add_argument("--batch", type=int, default=None, help="sequences per step (default: 8 at l=208, 1 at 1664)")
-    parser.add_argument("--lr", type=float, default=1e-2, help="peak learning rate of AdamW")
-    parser.add_argument(
-        "--eval-sequences", type=int, default=None, help="held-out sequences (default: 144 at l=208, 16 at 1664)"
-    )
-    parser.add_argument("--log-every", type=int, default=50, help="training steps between progress lines")
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda")
-    parser.add_argument(
-        "--out", type=Path, default=None, help="markdown output (default: benchmarks/results/gridworld_<length>.md)"
-    )
+    add = parser.add_argument
+    add("--backbone", nargs="+", choices=[*KINDS, "all"], default=["all"], help="backbones to train (default: all)")
+    add("--length", type=int, choices=LENGTHS, default=208, help="tokens per sequence (default: %(default)s)")
+    add("--seeds", type=int, nargs="+", default=[0, 1, 2], help="model and training-data seeds (default: 0 1 2)")
+    add("--steps", type=int, default=500, help="training steps (default: %(default)s)")
+    add("--d-model", type=int, default=64, help="width of the embedding and the backbone (default: %(default)s)")
+    add("--n-layers", type=int, default=2, help="backbone layers (default: %(default)s)")
+    add("--d-state", type=int, default=16, help="SSM state size of Mamba and Mamba-2 (default: %(default)s)")
+    add("--head-dim", type=int, default=16, help="Mamba-2 head dim; d_inner = 2 d_model (default: %(default)s)")
+    add("--batch", type=int, default=None, help="sequences per step (default: 8 at l=208, 1 at l=1664)")
+    add("--lr", type=float, default=1e-2, help="peak learning rate of AdamW (default: %(default)s)")
+    add("--eval-sequences", type=int, default=None, help="held-out sequences (default: 144 at l=208, 16 at l=1664)")
+    add("--log-every", type=int, default=50, help="training steps between progress lines (default: %(default)s)")
+    add("--device", default="cpu", help="torch device, e.g. cpu or cuda (default: %(default)s)")
+    add("--out", type=Path, default=None, help="markdown output (default: benchmarks/results/gridworld_<length>.md)")
     args = parser.parse_args(argv)
     defaults = DEFAULTS[args.length]
     args.batch = defaults["batch"] if args.batch is None else args.batch
     args.eval_sequences = defaults["eval_sequences"] if args.eval_sequences is None else args.eval_sequences
-    args.steps = (400 if args.length == 208 else 300) if args.steps is None else args.steps
     for name in ("steps", "batch", "eval_sequences", "log_every", "d_model", "n_layers", "d_state", "head_dim"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
@@ -285,7 +289,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     command = shlex.join(["python", "benchmarks/gridworld.py", *sys.argv[1:]])
-    kinds = list(KINDS) if args.backbone == "all" else [args.backbone]
+    kinds = list(KINDS) if "all" in args.backbone else list(dict.fromkeys(args.backbone))
     rows = [run(kind, seed, args) for kind in kinds for seed in args.seeds]
     text = report(rows, args, command)
     print(text)

@@ -353,11 +353,9 @@ class _GracefulStop:
 # eval
 def atari_normalized_score(env: str | None, score: float) -> float | None:
     """Human-normalised score (fraction, 1.0 = human) if ``env`` is one of the 26 Atari 100k games, else None."""
-    from drama_wm.envs.scores import ATARI_100K_GAMES, game_key, human_normalized_score
+    from drama_wm.envs.scores import human_normalized_score, is_atari_100k_game
 
-    if env is None or game_key(env) not in {game_key(game) for game in ATARI_100K_GAMES}:
-        return None
-    return human_normalized_score(env, score)
+    return human_normalized_score(env, score) if env is not None and is_atari_100k_game(env) else None
 
 
 def load_agent(path: str | Path, device: str = "auto", logdir: str | Path | None = None) -> Drama:
