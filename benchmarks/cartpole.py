@@ -101,7 +101,8 @@ def main() -> None:
         "",
         f"- machine: {machine(torch.device(args.device))}",
         f"- command: `python benchmarks/cartpole.py --agent {args.agent} --seeds {' '.join(map(str, args.seeds))} "
-        f"--steps {args.steps} --eval-every {args.eval_every} --target {args.target:g}{' --stop-at-target' if args.stop_at_target else ''}`",
+        f"--steps {args.steps} --eval-every {args.eval_every} --target {args.target:g}"
+        f"{' --stop-at-target' if args.stop_at_target else ''}`",
         "",
         "| seed | first step with mean >= target | best mean | final mean | wall-clock |",
         "|---|---|---|---|---|",
