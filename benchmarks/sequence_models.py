@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
-import os
-import platform
 import statistics
 import sys
 import time
@@ -30,6 +28,8 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import machine
 
 from drama_wm.sequence import KINDS, ResidualStack, make
 from drama_wm.sequence.mamba2 import kernels_available
@@ -88,21 +88,6 @@ def time_step(model: ResidualStack, batch: int, consumed: int, device: torch.dev
         _sync(device)
         times.append(time.perf_counter() - start)
     return statistics.median(times[2:])
-
-
-def machine_description(device: torch.device) -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    desc = f"{cpu}, {os.cpu_count()} logical CPUs, torch {torch.__version__} ({torch.get_num_threads()} threads)"
-    if device.type == "cuda":
-        desc += f", GPU {torch.cuda.get_device_name(device)}"
-    return desc
 
 
 def main() -> None:
@@ -179,7 +164,7 @@ def main() -> None:
         "# Sequence backbones: training and imagination cost",
         "",
         f"- date: {datetime.datetime.now().isoformat(timespec='seconds')}",
-        f"- machine: {machine_description(device)}",
+        f"- machine: {machine(device)}",
         f"- command: `python {' '.join(sys.argv)}`",
         f"- setting: d_model 512, 2 layers, d_state 16, batch {args.batch}, fp32, device {device.type}; "
         "defaults of each backbone otherwise (Mamba-2: head_dim 128, chunk 64; Transformer: 8 heads, "

@@ -7,8 +7,28 @@ import numpy as np
 import pytest
 import torch
 
-from drama_wm import ReplayBuffer
+from drama_wm import RecurrentState, ReplayBuffer, WorldModel
 from drama_wm.envs import Catch
+
+
+class CountingWorldModel(WorldModel):
+    """A world model whose dream is known exactly: after a (re)start d = 0 and every step adds 1 to every entry of d.
+
+    reward = count + 0.1 * action; sub-env i terminates when its count reaches ``terminate_at[i]``. The count is the
+    last entry of the latent observation (features end with d).
+    """
+
+    terminate_at: torch.Tensor
+
+    def observe(self, obs, action, first, state=None, sample=True, generator=None):
+        features, d, state = super().observe(obs, action, first, state, sample, generator)
+        return features, d, RecurrentState(state.backbone, torch.zeros_like(state.d))
+
+    def imagine_step(self, state, z, action, generator=None):
+        d = state.d + 1
+        count = d[:, 0]
+        p_term = (count == self.terminate_at[: len(count)].to(count)).float()
+        return RecurrentState(state.backbone, d), z, count + 0.1 * action.float(), p_term
 
 
 def fill_replay(env: gym.Env, steps: int, seed: int = 0, capacity: int | None = None, policy=None) -> ReplayBuffer:

@@ -6,33 +6,13 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import fill_replay
+from conftest import CountingWorldModel, fill_replay
 from gymnasium.vector import AutoresetMode
 
-from drama_wm import DreamEnv, LatentObservation, RecurrentState, WorldModel, WorldModelConfig
+from drama_wm import DreamEnv, LatentObservation, WorldModel, WorldModelConfig
 from drama_wm.dream_env import SingleDreamEnv
 
 VECTOR_SPACE = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
-
-
-class CountingWorldModel(WorldModel):
-    """A world model whose dream is known exactly: after a reset d = 0; each step adds 1 to every entry of d.
-
-    reward = count + 0.1 * action; an env terminates when its count reaches ``terminate_at[env]``. The count is
-    readable from the latent observation's last entry (features end with d).
-    """
-
-    terminate_at: torch.Tensor
-
-    def observe(self, obs, action, first, state=None, sample=True, generator=None):
-        features, d, state = super().observe(obs, action, first, state, sample, generator)
-        return features, d, RecurrentState(state.backbone, torch.zeros_like(state.d))
-
-    def imagine_step(self, state, z, action, generator=None):
-        d = state.d + 1
-        count = d[:, 0]
-        p_term = (count == self.terminate_at[: len(count)].to(count)).float()
-        return RecurrentState(state.backbone, d), z, count + 0.1 * action.float(), p_term
 
 
 def _counting_dream(num_envs=3, horizon=4, terminate_at=(2, 100, 100), **kwargs):

@@ -11,10 +11,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import fill_replay
+from conftest import CountingWorldModel, fill_replay
 from gymnasium.vector import AutoresetMode
 
-from drama_wm import Drama, DramaConfig, DreamEnv, LatentObservation, RecurrentState, WorldModel, WorldModelConfig
+from drama_wm import Drama, DramaConfig, DreamEnv, LatentObservation, WorldModel, WorldModelConfig
 from drama_wm.envs import Catch
 
 pytest.importorskip("stable_baselines3")
@@ -26,23 +26,6 @@ from stable_baselines3.common.monitor import Monitor
 from drama_wm.integrations.sb3 import DreamVecEnv, SB3Learner
 
 HORIZON = 4
-
-
-class CountingWorldModel(WorldModel):
-    """A dream known exactly: d = 0 after a (re)start, every step adds 1 to d; reward = count + 0.1 * action, and
-    sub-env i terminates when its count reaches ``terminate_at[i]``. The count is the features' last entry."""
-
-    terminate_at: torch.Tensor
-
-    def observe(self, obs, action, first, state=None, sample=True, generator=None):
-        features, d, state = super().observe(obs, action, first, state, sample, generator)
-        return features, d, RecurrentState(state.backbone, torch.zeros_like(state.d))
-
-    def imagine_step(self, state, z, action, generator=None):
-        d = state.d + 1
-        count = d[:, 0]
-        p_term = (count == self.terminate_at[: len(count)].to(count)).float()
-        return RecurrentState(state.backbone, d), z, count + 0.1 * action.float(), p_term
 
 
 @pytest.fixture(scope="module")
