@@ -14,7 +14,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import count_flops, machine, matmul_rate, time_fn, write_result
-from world_model import random_replay
+from world_model import forward_backward, random_replay
 
 from drama_wm import ActorCritic, ActorCriticConfig, DreamEnv, LatentObservation, WorldModel, WorldModelConfig
 from drama_wm.envs import make_atari
@@ -42,13 +42,6 @@ def main() -> None:
         for _ in range(dream.horizon):
             dream.step(actions)
 
-    def wm_fwd_bwd():
-        model.train()
-        loss, _ = model.loss(batch)
-        loss.backward()
-        model.zero_grad(set_to_none=True)
-        model.eval()
-
     real = LatentObservation(env, model)
     features, _ = real.reset(seed=0)
 
@@ -64,7 +57,7 @@ def main() -> None:
     t_learn = time_fn(learner.learn, device, repeats=args.repeats)
     t_env = time_fn(act_and_step, device, warmup=5, repeats=50)
     phases = [
-        ("world-model update (16 x 128)", t_wm, count_flops(wm_fwd_bwd)),
+        ("world-model update (16 x 128)", t_wm, count_flops(lambda: forward_backward(model, batch))),
         ("imagination (1024 x 16, incl. context)", t_imagine, count_flops(imagine)),
         ("actor-critic update (learn minus imagination)", t_learn - t_imagine,
          count_flops(learner.learn) - count_flops(imagine)),

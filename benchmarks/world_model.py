@@ -32,6 +32,15 @@ def random_replay(steps: int, n_actions: int = 6, seed: int = 0) -> ReplayBuffer
     return replay
 
 
+def forward_backward(model: WorldModel, batch) -> None:
+    """The arithmetic of one update (loss, backward) without the optimiser, for FLOP counting."""
+    model.train()
+    loss, _ = model.loss(batch)
+    loss.backward()
+    model.zero_grad(set_to_none=True)
+    model.eval()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu")
@@ -48,14 +57,7 @@ def main() -> None:
     batch = replay.sample(args.batch, args.length, "world_model", device=device)
     seconds = time_fn(lambda: model.update(batch), device, warmup=2, repeats=args.repeats)
 
-    def forward_backward():
-        model.train()
-        loss, _ = model.loss(batch)
-        loss.backward()
-        model.zero_grad(set_to_none=True)
-        model.eval()
-
-    flops = count_flops(forward_backward)
+    flops = count_flops(lambda: forward_backward(model, batch))
     peak = matmul_rate(device)
     n_params = sum(p.numel() for p in model.parameters())
     precision = "bf16 autocast" if device.type == "cuda" and config.autocast_bf16 else "fp32"

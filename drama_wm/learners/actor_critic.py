@@ -154,9 +154,10 @@ class ActorCritic:
         # weight_t = prod_{k < t} c_k: steps after an imagined termination teach nothing.
         weight = torch.cumprod(torch.cat([torch.ones_like(cont_t[:1]), cont_t[:-1]]), dim=0)
 
-        # 2. lambda-returns from the critic's values.
+        # 2. lambda-returns from the critic's values (one critic pass; its gradient serves the critic loss below).
+        critic_logits = self.critic(feats_t)
         with torch.no_grad():
-            value = self.two_hot.mean(self.critic(feats_t))
+            value = self.two_hot.mean(critic_logits.detach())
             returns = lambda_returns(reward_t, value, cont_t, c.gamma, c.lambda_)
             # 3. Percentile return normalisation.
             spread = torch.quantile(returns.flatten(), 0.95) - torch.quantile(returns.flatten(), 0.05)
@@ -172,7 +173,7 @@ class ActorCritic:
         )
 
         # Critic: two-hot regression on the returns, regularised towards the slow critic.
-        logits = self.critic(feats_t[:-1])
+        logits = critic_logits[:-1]
         with torch.no_grad():
             slow_target = self.two_hot.mean(self.slow_critic(feats_t[:-1]))
         critic_loss = (
