@@ -49,13 +49,16 @@ return (``/`` in the env id becomes ``_``).
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import math
+import multiprocessing
 import shlex
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -87,7 +90,7 @@ def env_spec(env_id: str, env_kwargs: dict[str, Any]) -> str | Callable[[], gym.
 
     if env_id not in gym.registry or env_id.startswith("ALE/"):
         raise ValueError(f"--env-kwargs needs a registered non-Atari Gymnasium id, got {env_id!r}")
-    return lambda: gym.make(env_id, **env_kwargs)
+    return functools.partial(gym.make, env_id, **env_kwargs)  # picklable, for --jobs
 
 
 def configure(preset: str, env: str | Callable[[], gym.Env], sampler: str, backbone: str) -> DramaConfig:
@@ -111,6 +114,11 @@ def configure(preset: str, env: str | Callable[[], gym.Env], sampler: str, backb
         world_model=world_model,
         sampler=replace(config.sampler, kind=sampler, imagine_scale=imagination_starts / world_model_starts),
     )
+
+
+def _single_threaded(*run_args: Any) -> dict[str, Any]:
+    torch.set_num_threads(1)
+    return train_and_evaluate(*run_args)
 
 
 def train_and_evaluate(
@@ -243,9 +251,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--eval-episodes", type=int, default=20, help="deterministic episodes after training (default: %(default)s)")
     add("--log-every", type=int, default=500, help="real steps between progress lines (default: %(default)s)")
     add("--device", default="cpu", help="torch device: cpu, cuda or auto (default: %(default)s)")
+    add("--jobs", type=int, default=1, help="runs at once, in forked processes of one torch thread each (default: 1)")
     add("--out", type=Path, default=None, help="markdown output (default: benchmarks/results/ablation_<env>.md)")
     args = parser.parse_args(argv)
-    for name in ("steps", "eval_episodes", "log_every"):
+    for name in ("steps", "eval_episodes", "log_every", "jobs"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if not isinstance(args.env_kwargs, dict):
@@ -263,11 +272,19 @@ def main() -> None:
     env = env_spec(args.env, args.env_kwargs)
     configs = {(s, b): configure(args.preset, env, s, b) for s in args.sampler for b in args.backbone}
     total = len(configs) * len(args.seeds)
+    plan = [
+        (key, seed, f"[run {index}/{total} {key[0]} {key[1]} seed {seed}]")
+        for index, (key, seed) in enumerate(itertools.product(configs, args.seeds), start=1)
+    ]
+    if args.jobs == 1:
+        records = [train_and_evaluate(env, configs[key], seed, tag, args) for key, seed, tag in plan]
+    else:  # fork: the env factory and configs need no re-import; each run gets one torch thread
+        with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("fork")) as pool:
+            futures = [pool.submit(_single_threaded, env, configs[key], seed, tag, args) for key, seed, tag in plan]
+            records = [future.result() for future in futures]
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for index, ((sampler, backbone), seed) in enumerate(itertools.product(configs, args.seeds), start=1):
-        tag = f"[run {index}/{total} {sampler} {backbone} seed {seed}]"
-        record = train_and_evaluate(env, configs[sampler, backbone], seed, tag, args)
-        runs.setdefault((sampler, backbone), []).append(record)
+    for (key, _, _), record in zip(plan, records, strict=True):
+        runs.setdefault(key, []).append(record)
     imagine_scale = next(iter(configs.values())).sampler.imagine_scale  # the same for every combination
     text = report(runs, imagine_scale, args, command)
     print(text)

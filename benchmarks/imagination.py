@@ -51,6 +51,7 @@ def main() -> None:
         dream.step(actions)
     sync(device)
     step_long = time_fn(lambda: dream.step(actions), device, warmup=1, repeats=5)
+    dream.cuda_graph = False  # FlopCounterMode counts eager ops; a graph replay would hide them
     step_flops = count_flops(lambda: dream.step(actions))
 
     # The approach O(1) stepping replaces: run the backbone over context + k tokens to get d for the next step.

@@ -20,11 +20,12 @@ from _common import count_flops, machine, matmul_rate, time_fn, write_result
 from drama_wm import ReplayBuffer, WorldModel, WorldModelConfig
 
 
-def random_replay(steps: int, n_actions: int = 6, seed: int = 0) -> ReplayBuffer:
-    """A buffer of random 64x64 frames (the update's cost does not depend on pixel values)."""
+def random_replay(steps: int, n_actions: int = 6, seed: int = 0, device: torch.device | None = None) -> ReplayBuffer:
+    """A buffer of random 64x64 frames (the update's cost does not depend on pixel values); observations also kept
+    on ``device`` if given."""
     rng = np.random.default_rng(seed)
     space = gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)
-    replay = ReplayBuffer(space, gym.spaces.Discrete(n_actions), steps, seed=seed)
+    replay = ReplayBuffer(space, gym.spaces.Discrete(n_actions), steps, seed=seed, device=device)
     first = np.zeros(steps, bool)
     first[::400] = True
     replay.add_batch(rng.integers(0, 256, (steps, 64, 64, 3), dtype=np.uint8), rng.integers(0, n_actions, steps),

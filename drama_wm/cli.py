@@ -136,6 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue LOGDIR/checkpoint.pt up to --steps total steps")
     train.add_argument("--device", type=_device, default="auto", help="'auto' (CUDA when available), 'cpu', 'cuda'")
     train.add_argument(
+        "--tf32",
+        action="store_true",
+        help="let float32 matmuls use TF32 tensor cores on CUDA (about 10%% faster at XS on an H100; 10-bit mantissa)",
+    )
+    train.add_argument(
         "--checkpoint-every",
         type=_non_negative_int,
         default=10_000,
@@ -260,8 +265,12 @@ def _sb3_learner() -> BehaviourLearner:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    import torch
+
     from drama_wm.driver import Drama
 
+    # A process-wide torch switch, so it belongs to the application (this CLI), not to the library.
+    torch.backends.cuda.matmul.allow_tf32 = args.tf32
     config = make_config(args.preset, args.sampler, args.backbone, args.checkpoint_every)
     logdir = Path(args.logdir) if args.logdir is not None else default_logdir(args.env, args.preset, args.seed)
     path = logdir / "checkpoint.pt"

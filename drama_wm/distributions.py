@@ -70,16 +70,23 @@ def unimix_probs(logits: torch.Tensor, unimix: float) -> torch.Tensor:
     return (1.0 - unimix) * probs + unimix / probs.shape[-1]
 
 
-def sample_one_hot(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def sample_one_hot(
+    probs: torch.Tensor, generator: torch.Generator | None = None, uniform: torch.Tensor | None = None
+) -> torch.Tensor:
     """Straight-through one-hot sample: forward is a one-hot draw, gradient flows through ``probs``.
 
     probs [..., classes] -> one-hot [..., classes], floating point (never cast latents to integers: REFERENCE.md's
-    known defect).
+    known defect). ``uniform`` (probs' shape, U(0, 1)) is the draw's noise, taken from ``generator`` when None; it is
+    passed in where the noise must be drawn outside a captured CUDA graph. Same noise, same sample.
     """
     # Gumbel-max draw: exact categorical sampling, one fused pass on any device, and it does not raise on non-finite
     # probabilities (the loss then turns non-finite and the update is skipped instead of crashing).
     p = probs.detach()
-    u = torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype).clamp_(1e-20, 1.0 - 1e-7)
+    if uniform is None:
+        uniform = torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype)
+    elif uniform.shape != p.shape:
+        raise ValueError(f"uniform must have the shape of probs {tuple(p.shape)}, got {tuple(uniform.shape)}")
+    u = uniform.to(p.dtype).clamp(1e-20, 1.0 - 1e-7)
     index = (torch.log(p) - torch.log(-torch.log(u))).argmax(-1)
     one_hot = F.one_hot(index, probs.shape[-1]).to(probs.dtype)
     return one_hot + probs - probs.detach()

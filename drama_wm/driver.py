@@ -50,6 +50,9 @@ class DramaConfig:
     log_every: int = 1000  #: real steps between log rows
     checkpoint_every: int = 0  #: real steps between checkpoints into the logdir (0: only at the end of learn)
     checkpoint_replay: bool = True  #: include the replay buffer in checkpoints (needed for exact resume)
+    #: on a CUDA device, also keep the replay's observations there so batches are gathered on the GPU (saves about
+    #: 37 ms per imagination start at XS on an H100; costs capacity x frame bytes of GPU memory, 1.2 GB for Atari)
+    replay_on_device: bool = True
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -186,7 +189,12 @@ class Drama:
             self.device
         )
         self.replay = ReplayBuffer(
-            raw_env.observation_space, raw_env.action_space, config.replay_capacity, sampler=config.sampler, seed=seed
+            raw_env.observation_space,
+            raw_env.action_space,
+            config.replay_capacity,
+            sampler=config.sampler,
+            seed=seed,
+            device=self.device if config.replay_on_device and self.device.type == "cuda" else None,
         )
         self.learner_name, self.learner = _resolve_learner(learner, config)
         self.dream = DreamEnv(

@@ -75,6 +75,9 @@ class WorldModelConfig:
     grad_clip: float = 1000.0
     warmup_updates: int = 1000
     autocast_bf16: bool = True  #: bf16 autocast on CUDA only; CPU always runs fp32
+    #: on CUDA, run the conv encoder/decoder on channels-last (NHWC) activations, cuDNN's fast layout for bf16
+    #: convolutions and BatchNorm (measured on an H100: see BENCHMARKS.md); CPU keeps the default layout
+    channels_last: bool = True
 
     def __post_init__(self) -> None:
         if len(self.encoder_channels) != len(self.encoder_strides):
@@ -146,13 +149,19 @@ class RecurrentState:
         d = torch.where(mask[:, None], new.d, self.d)
         return RecurrentState(sequence.merge_state(mask, new.backbone, self.backbone), d)
 
-    def put(self, index: torch.Tensor, rows: RecurrentState) -> RecurrentState:
-        """A copy whose rows ``index`` [k] (int) are replaced by ``rows`` (a state of batch size k)."""
-        backbone = tuple(s.index_copy(0, index, r) for s, r in zip(self.backbone, rows.backbone, strict=True))
-        return RecurrentState(backbone, self.d.index_copy(0, index, rows.d))
+    def put_(self, index: torch.Tensor, rows: RecurrentState) -> None:
+        """In place: rows ``index`` [k] (int) are overwritten by ``rows`` (a state of batch size k). The tensors keep
+        their storage, so a captured CUDA graph that reads them sees the new rows."""
+        for s, r in zip((*self.backbone, self.d), (*rows.backbone, rows.d), strict=True):
+            s.index_copy_(0, index, r.to(s.dtype))
 
     def detach(self) -> RecurrentState:
         return RecurrentState(tuple(s.detach() for s in self.backbone), self.d.detach())
+
+
+def _conv_layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """[N, C, H, W] in channels-last memory on CUDA when asked (same values, another stride order)."""
+    return x.contiguous(memory_format=torch.channels_last) if channels_last and x.is_cuda else x
 
 
 class _ConvEncoder(nn.Module):
@@ -171,9 +180,10 @@ class _ConvEncoder(nn.Module):
             ]
             c_in = c_out
         self.net = nn.Sequential(*layers, nn.Flatten())
+        self.channels_last = config.channels_last
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        return self.net(_conv_layout(x, self.channels_last))
 
 
 class _ConvDecoder(nn.Module):
@@ -204,10 +214,11 @@ class _ConvDecoder(nn.Module):
         # The first encoder layer has stride 1: a final stride-1 conv to the image channels.
         layers.append(nn.Conv2d(channels[0], out_channels, config.kernel_size, config.encoder_strides[0], pad))
         self.net = nn.Sequential(*layers)
+        self.channels_last = config.channels_last
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = self.linear(z).view(z.shape[0], *self.start_shape)
-        return torch.sigmoid(self.net(x))
+        return torch.sigmoid(self.net(_conv_layout(x, self.channels_last)))
 
 
 class WorldModel(nn.Module):
@@ -293,11 +304,18 @@ class WorldModel(nn.Module):
         return logits.view(*lead, self.config.n_latents, self.config.n_classes)
 
     def latent(
-        self, logits: torch.Tensor, sample: bool = True, generator: torch.Generator | None = None
+        self,
+        logits: torch.Tensor,
+        sample: bool = True,
+        generator: torch.Generator | None = None,
+        uniform: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Logits [..., n_latents, n_classes] -> flat one-hot z [..., latent_dim] (sample or mode, straight-through)."""
+        """Logits [..., n_latents, n_classes] -> flat one-hot z [..., latent_dim] (sample or mode, straight-through).
+
+        ``uniform``: optional pre-drawn U(0, 1) noise of the logits' shape for the sample (see ``sample_one_hot``).
+        """
         probs = unimix_probs(_full(logits), self.config.unimix)
-        z = sample_one_hot(probs, generator) if sample else mode_one_hot(probs)
+        z = sample_one_hot(probs, generator, uniform) if sample else mode_one_hot(probs)
         return z.flatten(-2)
 
     def encode(self, obs: torch.Tensor, sample: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -352,15 +370,21 @@ class WorldModel(nn.Module):
         return _full(prior), reward, termination
 
     def imagine_step(
-        self, state: RecurrentState, z: torch.Tensor, action: torch.Tensor, generator: torch.Generator | None = None
+        self,
+        state: RecurrentState,
+        z: torch.Tensor,
+        action: torch.Tensor,
+        generator: torch.Generator | None = None,
+        uniform: torch.Tensor | None = None,
     ) -> tuple[RecurrentState, torch.Tensor, torch.Tensor, torch.Tensor]:
         """One dreamed transition from (z_t, a_t): returns (state with d_t, z_{t+1} ~ prior(d_t), r_t, p(term_t)).
 
-        Cost is one backbone step, independent of how long the dream has run.
+        Cost is one backbone step, independent of how long the dream has run. The draw of z_{t+1} uses ``uniform``
+        [B, n_latents, n_classes] U(0, 1) noise when given (no host work: CUDA-graph capturable), else ``generator``.
         """
         state = self.advance(state, z, action)
         prior_logits, reward, termination_logit = self.heads(state.d)
-        z_next = self.latent(prior_logits, sample=True, generator=generator)
+        z_next = self.latent(prior_logits, sample=True, generator=generator, uniform=uniform)
         return state, z_next, reward, torch.sigmoid(termination_logit)
 
     def observe(

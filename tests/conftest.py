@@ -24,7 +24,7 @@ class CountingWorldModel(WorldModel):
         features, d, state = super().observe(obs, action, first, state, sample, generator)
         return features, d, RecurrentState(state.backbone, torch.zeros_like(state.d))
 
-    def imagine_step(self, state, z, action, generator=None):
+    def imagine_step(self, state, z, action, generator=None, uniform=None):
         d = state.d + 1
         count = d[:, 0]
         p_term = (count == self.terminate_at[: len(count)].to(count)).float()

@@ -39,7 +39,7 @@ def test_lambda_returns_shape_errors():
 class BanditWorldModel(WorldModel):
     """Dream where action 1 pays 1 and action 0 pays 0, forever (no terminations)."""
 
-    def imagine_step(self, state, z, action, generator=None):
+    def imagine_step(self, state, z, action, generator=None, uniform=None):
         return RecurrentState(state.backbone, state.d), z, (action == 1).float(), torch.zeros(len(action))
 
 

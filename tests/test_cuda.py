@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 from conftest import fill_replay
+from gymnasium.vector import AutoresetMode
 
-from drama_wm import Drama, DramaConfig, DreamEnv, WorldModel, WorldModelConfig
+from drama_wm import Drama, DramaConfig, DreamEnv, ReplayBuffer, WorldModel, WorldModelConfig
 from drama_wm.sequence import make
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -74,3 +75,70 @@ def test_drama_learns_on_cuda():
     agent = Drama("CartPole-v1", DramaConfig.tiny(), seed=0, device="cuda")
     agent.learn(100, progress_bar=False)
     assert agent.world_model.updates == 37 and agent.learner.updates == 37
+
+
+def _twin_dreams(termination: str, backbone: str):
+    """A world model, its training batch, and two dreams over equal replay copies: captured graph vs eager."""
+    env = gym.make("CartPole-v1")
+    model = WorldModel(env.observation_space, env.action_space, WorldModelConfig.tiny(backbone=backbone)).cuda()
+    replay = fill_replay(env, 300)
+    batch = replay.sample(8, 16, "world_model", device="cuda")  # before the copy: sampling moves DFS counters
+    twin = ReplayBuffer(env.observation_space, env.action_space, replay.capacity)
+    twin.load_state_dict(replay.state_dict())
+    kwargs = dict(num_envs=48, context_length=8, horizon=6, array_type="torch", termination=termination, seed=3)
+    graph = DreamEnv(model, replay, autoreset_mode=AutoresetMode.SAME_STEP, cuda_graph=True, **kwargs)
+    eager = DreamEnv(model, twin, autoreset_mode=AutoresetMode.SAME_STEP, cuda_graph=False, **kwargs)
+    return model, batch, graph, eager
+
+
+@pytest.mark.parametrize(("termination", "backbone"), [("threshold", "mamba2"), ("sample", "gru")])
+def test_captured_step_gives_the_eager_dream(termination, backbone):
+    """Same seed, same dream, stepped in lockstep: through automatic restarts, a partial reset, an in-place
+    world-model update (the graph must read the new weights) and re-allocated weights (it must be captured again)."""
+    model, batch, graph, eager = _twin_dreams(termination, backbone)
+    assert graph.cuda_graph and not eager.cuda_graph
+    torch.testing.assert_close(graph.reset(seed=1)[0], eager.reset(seed=1)[0], rtol=0, atol=0)
+    for t in range(30):
+        if t == 10:
+            model.update(batch)
+        if t == 15:
+            mask = torch.zeros(48, dtype=torch.bool, device="cuda")
+            mask[::5] = True
+            reset_obs = [dream.reset(options={"reset_mask": mask})[0] for dream in (graph, eager)]
+            torch.testing.assert_close(*reset_obs, rtol=0, atol=0)
+        if t == 20:
+            for parameter in model.parameters():
+                parameter.data = parameter.data.clone()  # same values, new storage
+        action = torch.randint(0, 2, (48,), device="cuda")
+        out_graph, out_eager = graph.step(action), eager.step(action)
+        for a, b in zip(out_graph[:4], out_eager[:4], strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+        info_graph, info_eager = out_graph[4], out_eager[4]
+        assert info_graph.keys() == info_eager.keys()
+        if info_eager:
+            assert torch.equal(info_graph["_final_obs"], info_eager["_final_obs"])
+
+
+def test_replay_on_the_gpu_and_channels_last_give_the_same_numbers():
+    rng = np.random.default_rng(0)
+    host = ReplayBuffer(IMAGE_SPACE, gym.spaces.Discrete(6), 64, seed=0)
+    gpu = ReplayBuffer(IMAGE_SPACE, gym.spaces.Discrete(6), 64, seed=0, device="cuda")
+    frames = rng.integers(0, 256, (80, 64, 64, 3), dtype=np.uint8)
+    fields = (rng.integers(0, 6, 80), rng.random(80), rng.random(80) < 0.1, rng.random(80) < 0.1)
+    for buffer in (host, gpu):
+        buffer.add_batch(frames, *fields)
+    a, b = host.sample(5, 8, "imagination", device="cuda"), gpu.sample(5, 8, "imagination", device="cuda")
+    for name in ("observation", "action", "reward", "terminated", "first", "start"):
+        assert torch.equal(getattr(a, name), getattr(b, name)), name
+
+    torch.backends.cudnn.allow_tf32 = False
+    models = [
+        WorldModel(IMAGE_SPACE, gym.spaces.Discrete(6), WorldModelConfig.tiny(channels_last=flag)).cuda()
+        for flag in (True, False)
+    ]
+    models[1].load_state_dict(models[0].state_dict())
+    with torch.no_grad():
+        logits = [m.posterior_logits(b.observation) for m in models]
+        frames_out = [m.decoder(torch.eye(64, device="cuda")) for m in models]
+    torch.testing.assert_close(*logits, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(*frames_out, rtol=1e-4, atol=1e-4)

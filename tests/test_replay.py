@@ -237,6 +237,43 @@ def test_vector_batch_dtypes_shapes_and_device():
         assert getattr(batch, name).device == torch.device("cpu")
 
 
+def test_device_copy_of_observations_gives_the_same_batches(tmp_path):
+    """Observations kept on a device (here "cpu": the torch gather path) come out exactly as the host arrays give
+    them, through single adds, an over-long add_batch that wraps, state_dict restores and load()."""
+    rng = np.random.default_rng(3)
+    plain = ReplayBuffer(IMAGE_SPACE, ACTIONS, capacity=12, seed=5)
+    mirrored = ReplayBuffer(IMAGE_SPACE, ACTIONS, capacity=12, seed=5, device="cpu")
+    assert plain.device is None and mirrored.device == torch.device("cpu")
+
+    def add(buffers, n):
+        frames = rng.integers(0, 256, (n, 8, 8, 3), dtype=np.uint8)
+        fields = (rng.integers(0, 5, n), rng.random(n), rng.random(n) < 0.2, rng.random(n) < 0.2)
+        for buffer in buffers:
+            buffer.add_batch(frames, *fields)
+
+    def assert_same(a, b, device=None):
+        for purpose, size, length in (("world_model", 4, 3), ("imagination", 7, 2)):
+            x, y = a.sample(size, length, purpose), b.sample(size, length, purpose, device=device)
+            for name in ("observation", "action", "reward", "terminated", "first", "start"):
+                assert torch.equal(getattr(x, name), getattr(y, name)), name
+        if b.device is not None:  # the device copy is the one sampled from: it must equal the host arrays
+            assert torch.equal(b._device_observations, torch.from_numpy(b._data["observation"]))
+
+    add((plain, mirrored), 7)
+    assert_same(plain, mirrored, device="cpu")
+    add((plain, mirrored), 20)  # longer than the capacity: only the newest 12 stay, written across the wrap
+    assert_same(plain, mirrored, device="cpu")
+    mirrored_copy = ReplayBuffer(IMAGE_SPACE, ACTIONS, capacity=12, device="cpu")
+    mirrored_copy.load_state_dict(mirrored.state_dict())
+    assert_same(mirrored, mirrored_copy, device="cpu")
+    plain.save(tmp_path / "replay.npz")
+    loaded = ReplayBuffer.load(tmp_path / "replay.npz", device="cpu")
+    assert loaded.device == torch.device("cpu")
+    assert_same(plain, loaded, device="cpu")
+    # Asked for no device (host tensors), the mirrored buffer gathers on the host as before.
+    assert_same(plain, loaded, device=None)
+
+
 # ----------------------------------------------------------------------------- persistence
 def test_save_load_round_trip_continues_sampling_identically(tmp_path):
     buffer = ReplayBuffer(IMAGE_SPACE, ACTIONS, capacity=12, sampler=SamplerConfig(tau=3.0), seed=7)

@@ -86,6 +86,9 @@ class ActorCritic:
             "array_type": "torch",
             "observation": "latent",
             "autoreset_mode": AutoresetMode.DISABLED,
+            # Actions are drawn from the actor's own categorical over n_actions: always valid, so skip the check
+            # (its read-back to the host would stall a GPU every step).
+            "check_actions": False,
         }
         self.two_hot = SymlogTwoHot(self.config.value_bins)
         self.actor: nn.Module | None = None
@@ -142,8 +145,8 @@ class ActorCritic:
         obs, _ = dream.reset()
         feats, actions, rewards, conts = [obs], [], [], []
         for _ in range(dream.horizon):
-            with torch.no_grad():
-                action = torch.distributions.Categorical(logits=self.actor(obs)).sample()
+            with torch.no_grad():  # validate_args=False: its checks of the logits would also sync every step
+                action = torch.distributions.Categorical(logits=self.actor(obs), validate_args=False).sample()
             obs, reward, terminated, _, _ = dream.step(action)
             feats.append(obs)
             actions.append(action)
