@@ -20,27 +20,30 @@ Configuration of each combination, starting from the preset:
   default of 64 is the XS ratio 1024 / 16 (cpu_demo's is 256 / 16 = 16). Uniform sampling ignores the counts.
 * pixel envs: ``world_model.image_size`` is set to the env's observation side (Catch-v0: 64, or ``size``).
 
-Full runs, 3 seeds x 2 samplers x 2 backbones = 12 runs each. Wall-clock on the 2-core CPU, from the time per
-real step measured while two other training jobs shared the cores (so upper bounds): CartPole 0.13 s (Mamba-2) to
-0.16 s (Mamba) per training step, Catch at 16x16 pixels 0.21 s; the 500 warm-up steps and the evaluation add well
-under a minute per run.
+Full runs, 3 seeds x 2 samplers x 2 backbones = 12 runs each, as measured on the 2-core CPU (one torch thread
+per run, two runs at a time):
 
     python benchmarks/ablation.py --env CartPole-v1 --sampler dfs uniform --backbone mamba2 mamba \
-        --seeds 0 1 2 --steps 2000                 # about 50 minutes
-    python benchmarks/ablation.py --env drama_wm/Catch-v0 --env-kwargs '{"size": 16}' --sampler dfs uniform \
-        --backbone mamba2 mamba --seeds 0 1 2 --steps 3000   # about 1.8 hours
+        --seeds 0 1 2 --steps 2000                 # 3-4 minutes a run (measured one run at a time)
+    python benchmarks/ablation.py --env drama_wm/Catch-v0 --env-kwargs '{"size": 16, "grid": 4}' \
+        --sampler dfs uniform --backbone mamba2 mamba --seeds 0 1 2 --steps 2500 --jobs 2
 
-CartPole's default of 2000 steps stops where cpu_demo agents are still learning (the first seed measured reached
-the 475 target at about 2000 steps): after every run has saturated at 500 the ablation could show no difference.
-Catch at its default 64x64 pixels costs about 1.9 s per training step on this CPU (the conv encoder and decoder on
-16 x 32 frames per update and 256 x 8 context frames per imagination start), hence 16x16 pixels here; 16 is the
-smallest size the encoder's total stride of 16 allows.
+``--jobs N`` runs N of them at once in forked processes of one torch thread each. Every run is seeded; with one
+torch thread (``OMP_NUM_THREADS=1`` when running them one at a time) a run repeats exactly on the same CPU.
+
+CartPole's 2000 steps stop where cpu_demo agents are still learning (the first seed measured reached the 475
+target at about 2000 steps): after every run has saturated at 500 the ablation could show no difference. Catch is
+played at 16x16 pixels (64x64 costs about 1.9 s per training step on this CPU: the conv encoder and decoder on
+16 x 32 frames per update and 256 x 8 context frames per imagination start; 16 is the smallest size the encoder's
+total stride of 16 allows) on a 4x4 board: on the default 8x8 board no run had started to learn after 1500 steps
+(training return -0.7 to -1.0, random play -0.87), while on 4x4 a probe run went from random play (-0.5) to a
+return of 18 by 2250 steps, so 2500 steps catch the agents while they learn.
 
 Smoke tests (under a minute each):
 
     python benchmarks/ablation.py --steps 600 --seeds 0 --sampler dfs --backbone mamba2 --out /tmp/ablation.md
-    python benchmarks/ablation.py --env drama_wm/Catch-v0 --env-kwargs '{"size": 16}' --steps 600 --seeds 0 \
-        --sampler dfs --backbone mamba2 --out /tmp/ablation_catch.md
+    python benchmarks/ablation.py --env drama_wm/Catch-v0 --env-kwargs '{"size": 16, "grid": 4}' --steps 600 \
+        --seeds 0 --sampler dfs --backbone mamba2 --out /tmp/ablation_catch.md
 
 Outputs: ``benchmarks/results/ablation_<env>.md`` and a ``.json`` with every evaluation and training-episode
 return (``/`` in the env id becomes ``_``).

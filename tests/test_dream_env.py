@@ -123,6 +123,26 @@ def test_seeding_reproduces_the_dream():
     assert not np.array_equal(a[0], c[0])
 
 
+def test_step_draws_its_noise_first_then_applies_the_transition():
+    """The contract the CUDA-graph path relies on: a step draws U(0, 1) noise of shape [B, n_latents, n_classes]
+    from the dream's generator and only then runs the (host-free) world-model transition on it."""
+    dream, _ = _real_dream(0, array_type="torch", cuda_graph=True)
+    assert not dream.cuda_graph  # ignored off CUDA
+    dream.reset(seed=3)
+    wm, c = dream.world_model, dream.world_model.config
+    generator = torch.Generator().manual_seed(0)
+    generator.set_state(dream._generator.get_state())
+    uniform = torch.rand((4, c.n_latents, c.n_classes), generator=generator)
+    action = torch.tensor([0, 1, 1, 0])
+    with torch.no_grad():
+        state, z_next, reward, p_term = wm.imagine_step(dream._state, dream._z, action, uniform=uniform)
+    obs, dreamed_reward, terminated, _, _ = dream.step(action)
+    torch.testing.assert_close(obs, wm.features(z_next, state), rtol=0, atol=0)
+    torch.testing.assert_close(dreamed_reward, reward, rtol=0, atol=0)
+    assert torch.equal(terminated, p_term > 0.5)
+    assert torch.equal(dream._generator.get_state(), generator.get_state())  # nothing else was drawn
+
+
 def test_torch_mode_keeps_tensors():
     dream, _ = _real_dream(0, array_type="torch")
     obs, _ = dream.reset(seed=0)

@@ -103,6 +103,22 @@ def test_imagine_step_shapes_and_ranges():
     assert frames.shape == (3, 64, 64, 3) and frames.dtype == torch.uint8
 
 
+def test_gumbel_max_sample_with_given_noise():
+    """With the noise given, the draw is argmax(log p - log(-log u)): same noise, same sample; a wrong shape is an
+    error, not a broadcast."""
+    from drama_wm.distributions import sample_one_hot
+
+    probs = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], requires_grad=True)
+    uniform = torch.tensor([[0.5, 0.999, 0.5], [0.3, 0.3, 0.3]])
+    expected = (probs.detach().log() - (-uniform.log()).log()).argmax(-1)  # [1, 2]: the noise beats p in row 0
+    sample = sample_one_hot(probs, uniform=uniform)
+    assert expected.tolist() == [1, 2] and sample.argmax(-1).tolist() == [1, 2]
+    sample.sum().backward()  # straight-through: the gradient reaches probs
+    assert probs.grad is not None
+    with pytest.raises(ValueError, match="shape of probs"):
+        sample_one_hot(probs, uniform=torch.rand(3))
+
+
 def test_loss_matches_equations_6_and_7_on_a_hand_checked_batch(catch_env):
     """The KL terms use free bits of 1 nat and skip pairs that cross an episode start; the total is the weighted sum."""
     config = WorldModelConfig.tiny(image_size=16, dropout=0.0)
