@@ -103,7 +103,7 @@ def _check_positive_int(name: str, value: Any) -> int:
 
 
 def _resolve(device: torch.device) -> torch.device:
-    """ "cuda" and "cuda:0" name the same device when 0 is the current one; compare them as equal."""
+    """The device with its index filled in (CUDA's current one), so that "cuda" and "cuda:0" compare equal."""
     if device.type == "cuda" and device.index is None:
         return torch.device("cuda", torch.cuda.current_device())
     return device
