@@ -106,11 +106,14 @@ def test_captured_step_gives_the_eager_dream(termination, backbone):
             mask[::5] = True
             reset_obs = [dream.reset(options={"reset_mask": mask})[0] for dream in (graph, eager)]
             torch.testing.assert_close(*reset_obs, rtol=0, atol=0)
-        if t == 20:
+        if t == 20:  # new storage and new values: a graph still reading the old storage would be caught
+            captured = graph._graph
             for parameter in model.parameters():
-                parameter.data = parameter.data.clone()  # same values, new storage
+                parameter.data = parameter.data * 1.05
         action = torch.randint(0, 2, (48,), device="cuda")
         out_graph, out_eager = graph.step(action), eager.step(action)
+        if t == 20:
+            assert graph._graph is not captured
         for a, b in zip(out_graph[:4], out_eager[:4], strict=True):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
         info_graph, info_eager = out_graph[4], out_eager[4]
