@@ -46,7 +46,7 @@ Smoke tests (under a minute each):
         --seeds 0 --sampler dfs --backbone mamba2 --out /tmp/ablation_catch.md
 
 Outputs: ``benchmarks/results/ablation_<env>.md`` and a ``.json`` with every evaluation and training-episode
-return (``/`` in the env id becomes ``_``).
+return and the real step at which each training episode ended (``/`` in the env id becomes ``_``).
 """
 
 from __future__ import annotations
@@ -145,6 +145,7 @@ def train_and_evaluate(
         "final_return": evaluation["mean"],
         "eval_returns": evaluation["returns"],
         "train_returns": [e["return"] for e in agent.episodes],
+        "train_steps": [e["step"] for e in agent.episodes],  # the real step at which each training episode ended
         "train_seconds": train_seconds,
         "seconds": seconds,
     }
