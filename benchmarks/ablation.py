@@ -26,7 +26,7 @@ per run, two runs at a time):
     python benchmarks/ablation.py --env CartPole-v1 --sampler dfs uniform --backbone mamba2 mamba \
         --seeds 0 1 2 --steps 2000                 # 3-4 minutes a run (measured one run at a time)
     python benchmarks/ablation.py --env drama_wm/Catch-v0 --env-kwargs '{"size": 16, "grid": 4}' \
-        --sampler dfs uniform --backbone mamba2 mamba --seeds 0 1 2 --steps 2500 --jobs 2
+        --sampler dfs uniform --backbone mamba2 mamba --seeds 0 1 2 --steps 2500 --jobs 2   # 51 minutes
 
 ``--jobs N`` runs N of them at once in forked processes of one torch thread each. Every run is seeded; with one
 torch thread (``OMP_NUM_THREADS=1`` when running them one at a time) a run repeats exactly on the same CPU.
@@ -37,7 +37,8 @@ played at 16x16 pixels (64x64 costs about 1.9 s per training step on this CPU: t
 16 x 32 frames per update and 256 x 8 context frames per imagination start; 16 is the smallest size the encoder's
 total stride of 16 allows) on a 4x4 board: on the default 8x8 board no run had started to learn after 1500 steps
 (training return -0.7 to -1.0, random play -0.87), while on 4x4 a probe run went from random play (-0.5) to a
-return of 18 by 2250 steps, so 2500 steps catch the agents while they learn.
+return of 18 by 2250 steps. By 2500 steps most agents play almost perfectly; at 1500 they are still learning
+(BENCHMARKS.md has both).
 
 Smoke tests (under a minute each):
 
