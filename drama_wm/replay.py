@@ -27,6 +27,11 @@ batches sampled for that device are gathered on it. At paper scale an imaginatio
 (100 MB); gathering them on the host and copying them over cost about 37 ms per start on an H100 machine. The
 numpy arrays stay the source of truth (saving, ``state_dict``).
 
+Imagination never starts from a context whose last step is terminated (a termination or an Atari life loss): the
+dream's first latent is drawn from the prior at d of that step, and after a terminal there is no successor in the
+episode to imagine (at a real termination the loss never trains the prior there either). Such windows are not
+valid imagination starts at all, so they are never drawn and their b_i never move.
+
 Counters of a slot are reset to 0 when the slot is overwritten, since it then holds new data. The uniform sampler
 (the paper's Table 4 ablation) ignores the counters but still updates them.
 """
@@ -58,15 +63,16 @@ class SamplerConfig:
 
     kind: "dfs" or "uniform". tau: world-model temperature. tau_img: imagination temperature. imagine_scale: b is
     divided by this (imagination batch / world-model batch, 1024 / 16) before it is compared with v.
-    replacement: draw with replacement, counting a repeated start with multiplicity; False matches the authors'
-    code (distinct starts within a batch).
+    replacement: False (default, the authors' code) draws distinct starts within a batch, so a batch needs at least
+    ``batch_size`` valid starts (:meth:`ReplayBuffer.can_sample`); True draws with replacement and counts a repeated
+    start with multiplicity.
     """
 
     kind: str = "dfs"
     tau: float = 10.0
     tau_img: float = 10.0
     imagine_scale: float = 64.0
-    replacement: bool = True
+    replacement: bool = False
 
     def __post_init__(self) -> None:
         if self.kind not in SAMPLER_KINDS:
@@ -247,18 +253,29 @@ class ReplayBuffer:
         self.total_added += n
 
     # ----------------------------------------------------------------- sampling
-    def valid_starts(self, length: int) -> np.ndarray:
+    def valid_starts(self, length: int, purpose: str = "world_model") -> np.ndarray:
         """Storage indices i whose steps i..i+length-1 (mod capacity) are stored and consecutive in time, oldest
-        first; windows never cross the write head. Shape [max(0, len - length + 1)], int64."""
+        first; windows never cross the write head. For ``purpose="imagination"`` windows whose last step is
+        terminated are left out: a dream starts from its context's last real transition, and after a terminal
+        there is nothing to imagine. Shape [at most max(0, len - length + 1)], int64."""
         length = _check_positive_int("length", length)
+        _check_purpose(purpose)
         count = max(0, self._size - length + 1)
         oldest = (self._pos - self._size) % self.capacity
-        return (oldest + np.arange(count, dtype=np.int64)) % self.capacity
+        starts = (oldest + np.arange(count, dtype=np.int64)) % self.capacity
+        if purpose == "imagination":
+            starts = starts[~self._data["terminated"][(starts + length - 1) % self.capacity]]
+        return starts
+
+    def can_sample(self, batch_size: int, length: int, purpose: str) -> bool:
+        """Whether :meth:`sample` can draw ``batch_size`` windows of ``length`` steps for ``purpose`` now."""
+        available = len(self.valid_starts(length, purpose))
+        return available > 0 and (self.sampler.replacement or available >= batch_size)
 
     def sampling_probabilities(self, length: int, purpose: str) -> np.ndarray:
-        """Probability of each start in ``valid_starts(length)`` (same order) for the next draw; float64."""
+        """Probability of each start in ``valid_starts(length, purpose)`` (same order) for the next draw; float64."""
         _check_purpose(purpose)
-        return self._probabilities(self._starts_or_raise(length), purpose)
+        return self._probabilities(self._starts_or_raise(length, purpose), purpose)
 
     def sample(
         self,
@@ -275,7 +292,7 @@ class ReplayBuffer:
         """
         _check_purpose(purpose)
         batch_size = _check_positive_int("batch_size", batch_size)
-        starts = self._starts_or_raise(length)
+        starts = self._starts_or_raise(length, purpose)
         if not self.sampler.replacement and batch_size > len(starts):
             raise ValueError(
                 f"cannot draw {batch_size} distinct starts without replacement: only {len(starts)} valid starts"
@@ -297,10 +314,13 @@ class ReplayBuffer:
             fields["observation"] = self._device_observations[torch.as_tensor(index, device=self.device)]
         return Batch(**fields, start=torch.as_tensor(drawn, device=device))
 
-    def _starts_or_raise(self, length: int) -> np.ndarray:
-        starts = self.valid_starts(length)
+    def _starts_or_raise(self, length: int, purpose: str) -> np.ndarray:
+        starts = self.valid_starts(length, purpose)
         if len(starts) == 0:
-            raise ValueError(f"cannot sample sequences of length {length}: only {self._size} steps are stored")
+            ending = " that do not end on a terminated step" if purpose == "imagination" else ""
+            raise ValueError(
+                f"cannot sample {purpose} sequences of length {length}{ending}: {self._size} steps are stored"
+            )
         return starts
 
     def _probabilities(self, starts: np.ndarray, purpose: str) -> np.ndarray:

@@ -47,7 +47,7 @@ def _bandit_dream(num_envs=64):
     env = gym.make("CartPole-v1")
     model = BanditWorldModel(env.observation_space, env.action_space, WorldModelConfig.tiny())
     learner = ActorCritic(ActorCriticConfig.tiny(num_envs=num_envs, lr=1e-3))
-    dream = DreamEnv(model, fill_replay(env, 50), context_length=4, horizon=8, seed=0, **learner.dream_options)
+    dream = DreamEnv(model, fill_replay(env, 200), context_length=4, horizon=8, seed=0, **learner.dream_options)
     learner.bind(dream)
     return learner, dream
 

@@ -16,6 +16,7 @@ from drama_wm.replay import Batch, ReplayBuffer, SamplerConfig
 IMAGE_SPACE = gym.spaces.Box(0, 255, (8, 8, 3), np.uint8)
 VECTOR_SPACE = gym.spaces.Box(-np.inf, np.inf, (4,), np.float32)
 ACTIONS = gym.spaces.Discrete(5)
+WITH_REPLACEMENT = SamplerConfig(replacement=True)
 
 
 def vector_buffer(capacity: int = 50, steps: int = 0, sampler: str | SamplerConfig = "dfs", seed: int = 0):
@@ -65,7 +66,7 @@ def test_softmax_is_numerically_stable_for_huge_counts():
 
 @pytest.mark.parametrize("purpose", ["world_model", "imagination"])
 def test_draws_match_probabilities(purpose):
-    buffer = vector_buffer(steps=12, seed=123)
+    buffer = vector_buffer(steps=12, sampler=WITH_REPLACEMENT, seed=123)
     buffer.train_counts[:12] = [0, 5, 10, 20, 30, 0, 2, 40, 0, 1, 15, 8]
     buffer.imagine_counts[:12] = [0, 640, 0, 2000, 0, 3000, 64, 0, 999, 0, 0, 128]
     p = buffer.sampling_probabilities(2, purpose)
@@ -91,7 +92,7 @@ def test_world_model_sample_increments_exactly_the_drawn_starts():
 
 
 def test_imagination_sample_increments_imagine_counts_with_multiplicity():
-    buffer = vector_buffer(steps=3, seed=2)  # 3 starts and 40 draws: repeats are certain
+    buffer = vector_buffer(steps=3, sampler=WITH_REPLACEMENT, seed=2)  # 3 starts and 40 draws: repeats are certain
     batch = buffer.sample(40, 1, "imagination")
     drawn = batch.start.numpy()
     np.testing.assert_array_equal(buffer.imagine_counts, np.bincount(drawn, minlength=50))
@@ -111,7 +112,7 @@ def test_dfs_world_model_spreads_draws_over_starts():
 
 
 def test_uniform_sampler_is_uniform_and_still_counts():
-    buffer = vector_buffer(steps=10, sampler="uniform", seed=4)
+    buffer = vector_buffer(steps=10, sampler=SamplerConfig(kind="uniform", replacement=True), seed=4)
     buffer.train_counts[:10] = np.arange(10) * 100
     buffer.imagine_counts[:10] = np.arange(10)[::-1] * 1000
     for purpose in ("world_model", "imagination"):
@@ -132,9 +133,46 @@ def test_sampling_without_replacement_draws_distinct_starts():
         buffer.sample(10, 4, "world_model")
 
 
+def test_distinct_starts_are_the_default_as_in_the_authors_code():
+    buffer = vector_buffer(steps=40, seed=6)
+    assert SamplerConfig().replacement is False
+    for _ in range(30):
+        drawn = buffer.sample(30, 4, "world_model").start.numpy()
+        assert len(set(drawn.tolist())) == 30  # 37 starts, 30 draws: with replacement repeats would be near certain
+    assert buffer.can_sample(37, 4, "world_model") and not buffer.can_sample(38, 4, "world_model")
+    assert WITH_REPLACEMENT.replacement and vector_buffer(steps=40, sampler=WITH_REPLACEMENT).can_sample(
+        38, 4, "world_model"
+    )
+
+
+def test_imagination_never_starts_from_a_context_that_ends_on_a_terminal():
+    """Windows whose last step terminated are not imagination starts: never drawn, their b_i never move; the world
+    model still trains on them. Steps 4 and 9 terminate (9 is a life loss: no episode start follows)."""
+    buffer = ReplayBuffer(VECTOR_SPACE, ACTIONS, capacity=20, sampler=WITH_REPLACEMENT, seed=0)
+    for k in range(14):
+        buffer.add(np.full(4, k, np.float32), 0, float(k), terminated=k in (4, 9), first=k in (0, 5))
+    length = 3  # windows ending on step 4 start at 2, ending on step 9 start at 7
+    np.testing.assert_array_equal(buffer.valid_starts(length), np.arange(12))
+    np.testing.assert_array_equal(buffer.valid_starts(length, "imagination"), [0, 1, 3, 4, 5, 6, 8, 9, 10, 11])
+    p = buffer.sampling_probabilities(length, "imagination")
+    np.testing.assert_allclose(p, np.full(10, 0.1))
+    drawn = buffer.sample(5000, length, "imagination").start.numpy()
+    assert not np.isin(drawn, [2, 7]).any()
+    assert buffer.imagine_counts[2] == 0 and buffer.imagine_counts[7] == 0
+    assert buffer.imagine_counts.sum() == 5000
+    assert {2, 7} <= set(buffer.sample(2000, length, "world_model").start.tolist())
+    # A buffer whose every window ends on a terminal has nothing to dream from.
+    ends = ReplayBuffer(VECTOR_SPACE, ACTIONS, capacity=4, seed=0)
+    for k in range(2):
+        ends.add(np.zeros(4, np.float32), 0, 0.0, terminated=True, first=True)
+    assert not ends.can_sample(1, 1, "imagination")
+    with pytest.raises(ValueError, match="imagination sequences of length 1 that do not end on a terminated step"):
+        ends.sample(1, 1, "imagination")
+
+
 # ----------------------------------------------------------------------------- ring buffer and boundaries
 def test_wrap_around_overwrites_oldest_and_windows_never_cross_the_head():
-    buffer = vector_buffer(capacity=10, steps=25)
+    buffer = vector_buffer(capacity=10, steps=25, sampler=WITH_REPLACEMENT)
     assert len(buffer) == 10 and buffer.capacity == 10 and buffer.total_added == 25
     # Steps 15..24 remain; step k lives in slot k % 10, the write head is at slot 5 (oldest data).
     starts = buffer.valid_starts(3)
@@ -188,7 +226,7 @@ def test_add_and_add_batch_match_a_list_model(capacity, chunks, length):
 
 
 def test_first_and_terminated_flags_come_out_at_episode_boundaries():
-    buffer = ReplayBuffer(VECTOR_SPACE, ACTIONS, capacity=20, seed=0)
+    buffer = ReplayBuffer(VECTOR_SPACE, ACTIONS, capacity=20, sampler=WITH_REPLACEMENT, seed=0)
     # Episode A: 3 steps ending in termination; episode B: 4 steps ending in truncation; episode C: 2 steps.
     flags = [(True, False), (False, False), (False, True)]  # (first, terminated)
     flags += [(True, False), (False, False), (False, False), (False, False)]
@@ -241,8 +279,8 @@ def test_device_copy_of_observations_gives_the_same_batches(tmp_path):
     """Observations kept on a device (here "cpu": the torch gather path) come out exactly as the host arrays give
     them, through single adds, an over-long add_batch that wraps, state_dict restores and load()."""
     rng = np.random.default_rng(3)
-    plain = ReplayBuffer(IMAGE_SPACE, ACTIONS, capacity=12, seed=5)
-    mirrored = ReplayBuffer(IMAGE_SPACE, ACTIONS, capacity=12, seed=5, device="cpu")
+    plain = ReplayBuffer(IMAGE_SPACE, ACTIONS, capacity=12, sampler=WITH_REPLACEMENT, seed=5)
+    mirrored = ReplayBuffer(IMAGE_SPACE, ACTIONS, capacity=12, sampler=WITH_REPLACEMENT, seed=5, device="cpu")
     assert plain.device is None and mirrored.device == torch.device("cpu")
 
     def add(buffers, n):
@@ -276,7 +314,7 @@ def test_device_copy_of_observations_gives_the_same_batches(tmp_path):
 
 # ----------------------------------------------------------------------------- persistence
 def test_save_load_round_trip_continues_sampling_identically(tmp_path):
-    buffer = ReplayBuffer(IMAGE_SPACE, ACTIONS, capacity=12, sampler=SamplerConfig(tau=3.0), seed=7)
+    buffer = ReplayBuffer(IMAGE_SPACE, ACTIONS, capacity=12, sampler=SamplerConfig(tau=3.0, replacement=True), seed=7)
     rng = np.random.default_rng(1)
     for k in range(17):  # wraps
         buffer.add(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), k % 5, float(k), k % 6 == 5, k % 6 == 0)
@@ -348,9 +386,9 @@ def test_bad_step_fields_are_rejected():
 
 def test_bad_sampling_requests_are_rejected():
     buffer = vector_buffer(steps=3)
-    with pytest.raises(ValueError, match="only 3 steps"):
+    with pytest.raises(ValueError, match="length 4: 3 steps are stored"):
         buffer.sample(1, 4, "world_model")
-    with pytest.raises(ValueError, match="only 3 steps"):
+    with pytest.raises(ValueError, match="length 4: 3 steps are stored"):
         buffer.sampling_probabilities(4, "world_model")
     with pytest.raises(ValueError, match="batch_size"):
         buffer.sample(0, 2, "world_model")
