@@ -151,12 +151,22 @@ class DreamEnv(gym.vector.VectorEnv):
         self._restart(mask)
         return self._output(self._observations()), {}
 
-    def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
-        """Advance every dream by one imagined step; see the module docstring for the exact semantics."""
+    def step(self, actions: Any, *, autoreset: bool = True) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
+        """Advance every dream by one imagined step; see the module docstring for the exact semantics.
+
+        ``autoreset=False`` (SAME_STEP mode only) restarts no finished sub-env in this step: their observation is the
+        final one (also in ``infos["final_obs"]``) and no new start is drawn, so DFS counts move only for starts that
+        are dreamed from. For a caller that will ``reset()`` next (an SB3 rollout's last step, whose next
+        observation SB3 never uses); stepping again before ``reset()`` raises.
+        """
         if self._state is None:
             raise RuntimeError("call reset() before step()")
-        action = self._check_actions(actions)
         mode = self.metadata["autoreset_mode"]
+        if not autoreset and mode != AutoresetMode.SAME_STEP:
+            raise ValueError(f"autoreset=False is for AutoresetMode.SAME_STEP dreams, this one is {mode}")
+        if mode == AutoresetMode.SAME_STEP and bool(self._needs_reset.any()):
+            raise RuntimeError("sub-envs finished in a step taken with autoreset=False: call reset() before step()")
+        action = self._check_actions(actions)
         noise = self._draw_noise()
         with torch.no_grad():
             if self.cuda_graph:
@@ -183,8 +193,11 @@ class DreamEnv(gym.vector.VectorEnv):
             obs = self._observations()
             if bool(done.any()):
                 infos = {"final_obs": self._output(obs), "_final_obs": self._output(done)}
-                self._restart(done)
-                obs = self._observations()
+                if autoreset:
+                    self._restart(done)
+                    obs = self._observations()
+                else:
+                    self._needs_reset = done
         else:
             obs = self._observations()
         return self._output(obs), self._output(reward), self._output(terminated), self._output(truncated), infos

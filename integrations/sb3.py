@@ -64,9 +64,14 @@ class DreamVecEnv(VecEnv):
     The N sub-envs are rows of one DreamEnv driven by one generator: ``seed(s)`` makes the next ``reset()`` seed that
     generator (start draws and latent samples), ``get_attr`` returns the dream's attribute once per index, and
     ``set_attr`` / ``env_method`` act on the whole dream, so they accept only all indices.
+
+    ``rollout_length``: when set, the caller promises to ``reset()`` after that many steps (SB3Learner does, before
+    every ``learn()``). The step that reaches it restarts no finished dream: SB3 uses the observation after a
+    rollout's last step only for sub-envs that did not finish there, so a restart would draw DFS starts (and move
+    their imagination counts) that nobody dreams from. Stepping past it without a ``reset()`` raises.
     """
 
-    def __init__(self, dream_env: DreamEnv) -> None:
+    def __init__(self, dream_env: DreamEnv, rollout_length: int | None = None) -> None:
         if not isinstance(dream_env, DreamEnv):
             raise TypeError(f"DreamVecEnv wraps a drama_wm.DreamEnv, got {type(dream_env).__name__}")
         if dream_env.array_type != "numpy":
@@ -77,7 +82,13 @@ class DreamVecEnv(VecEnv):
                 "DreamVecEnv needs a DreamEnv with autoreset_mode=AutoresetMode.SAME_STEP (SB3 restarts finished "
                 f"sub-envs within the step and reports terminal_observation), got {mode}"
             )
+        if rollout_length is not None and (
+            isinstance(rollout_length, bool) or not isinstance(rollout_length, int) or rollout_length < 1
+        ):
+            raise ValueError(f"rollout_length must be a positive int or None, got {rollout_length!r}")
         self.dream = dream_env
+        self.rollout_length = rollout_length
+        self._steps_since_reset = 0
         self._actions: np.ndarray | None = None
         # The base constructor reads render_mode through get_attr, which needs self.dream.
         super().__init__(dream_env.num_envs, dream_env.single_observation_space, dream_env.single_action_space)
@@ -96,6 +107,7 @@ class DreamVecEnv(VecEnv):
     def reset(self) -> np.ndarray:
         """Restart every dream from new contexts; returns observations [N, *obs_shape]."""
         obs, _ = self.dream.reset(seed=self._seeds[0])
+        self._steps_since_reset = 0
         self._reset_seeds()
         self.reset_infos = [{} for _ in range(self.num_envs)]
         return obs
@@ -107,7 +119,11 @@ class DreamVecEnv(VecEnv):
         if self._actions is None:
             raise RuntimeError("call step_async(actions) before step_wait()")
         actions, self._actions = self._actions, None
-        obs, reward, terminated, truncated, info = self.dream.step(actions)
+        self._steps_since_reset += 1
+        last = self.rollout_length is not None and self._steps_since_reset >= self.rollout_length
+        if last and self._steps_since_reset > self.rollout_length:
+            raise RuntimeError(f"stepped past rollout_length={self.rollout_length} without reset()")
+        obs, reward, terminated, truncated, info = self.dream.step(actions, autoreset=not last)
         # DreamEnv's truncated already excludes sub-envs whose predicted termination fired on the same step.
         infos: list[dict[str, Any]] = [{"TimeLimit.truncated": bool(t)} for t in truncated]
         if "final_obs" in info:  # SAME_STEP puts it there only on steps where some sub-env finished
@@ -280,10 +296,13 @@ class SB3Learner:
             raise ValueError(
                 f"SB3Learner needs a DreamEnv built with its dream_options {self.dream_options}, got {given}"
             )
-        vec_env = VecMonitor(DreamVecEnv(dream))  # adds info["episode"], so SB3 tracks imagined returns
+        adapter = DreamVecEnv(dream)
+        vec_env = VecMonitor(adapter)  # adds info["episode"], so SB3 tracks imagined returns
         if self.model is None:  # first bind of a factory-built learner
             self.model = _check_on_policy(self._factory(vec_env))
         model = self.model
+        # learn() resets the dream before every call: its last step need not restart finished dreams.
+        adapter.rollout_length = self.rollouts_per_learn * model.n_steps
         if model.n_envs != vec_env.num_envs:
             raise ValueError(f"the SB3 model has n_envs={model.n_envs}, the dream has num_envs={vec_env.num_envs}")
         current = model.get_env()

@@ -73,6 +73,41 @@ def test_same_step_autoreset_reports_final_observation():
     np.testing.assert_array_equal(_count(obs), [0, 2, 2])  # env 0 already restarted
 
 
+def test_same_step_without_autoreset_restarts_nothing_until_reset():
+    dream, replay = _counting_dream(autoreset_mode=AutoresetMode.SAME_STEP)
+    dream.reset(seed=0)
+    dream.step(np.ones(3, dtype=np.int64))
+    drawn = replay.imagine_counts.sum()
+    obs, _, terminated, _, infos = dream.step(np.ones(3, dtype=np.int64), autoreset=False)
+    np.testing.assert_array_equal(terminated, [True, False, False])
+    np.testing.assert_array_equal(_count(obs), [2, 2, 2])  # env 0 keeps its final observation
+    np.testing.assert_array_equal(infos["final_obs"], obs)
+    assert replay.imagine_counts.sum() == drawn  # no start drawn for the finished dream
+    with pytest.raises(RuntimeError, match="call reset"):
+        dream.step(np.ones(3, dtype=np.int64))
+    dream.reset()
+    assert replay.imagine_counts.sum() == drawn + 3
+    np.testing.assert_array_equal(_count(dream.step(np.ones(3, dtype=np.int64))[0]), [1, 1, 1])
+    other, _ = _counting_dream(autoreset_mode=AutoresetMode.NEXT_STEP)
+    other.reset(seed=0)
+    with pytest.raises(ValueError, match="SAME_STEP"):
+        other.step(np.ones(3, dtype=np.int64), autoreset=False)
+
+
+def test_dreams_never_start_from_a_terminal_context():
+    """A CartPole buffer of random play ends an episode every ~20 steps; no dream may start from such a context."""
+    env = gym.make("CartPole-v1")
+    replay = fill_replay(env, 400)
+    model = WorldModel(env.observation_space, env.action_space, WorldModelConfig.tiny())
+    dream = DreamEnv(model, replay, num_envs=64, context_length=8, horizon=2, seed=0)
+    terminal_ends = (np.flatnonzero(replay.state_dict()["terminated"]) - 7) % replay.capacity
+    assert len(terminal_ends) > 10
+    for seed in range(20):
+        dream.reset(seed=seed)
+    assert replay.imagine_counts.sum() == 20 * 64
+    assert replay.imagine_counts[terminal_ends].sum() == 0
+
+
 def test_disabled_autoreset_keeps_dreaming_and_partial_reset():
     dream, replay = _counting_dream(autoreset_mode=AutoresetMode.DISABLED)
     dream.reset(seed=0)

@@ -163,7 +163,7 @@ def test_imagination_never_starts_from_a_context_that_ends_on_a_terminal():
     assert {2, 7} <= set(buffer.sample(2000, length, "world_model").start.tolist())
     # A buffer whose every window ends on a terminal has nothing to dream from.
     ends = ReplayBuffer(VECTOR_SPACE, ACTIONS, capacity=4, seed=0)
-    for k in range(2):
+    for _ in range(2):
         ends.add(np.zeros(4, np.float32), 0, 0.0, terminated=True, first=True)
     assert not ends.can_sample(1, 1, "imagination")
     with pytest.raises(ValueError, match="imagination sequences of length 1 that do not end on a terminated step"):

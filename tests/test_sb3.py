@@ -278,6 +278,30 @@ def test_learner_learns_acts_and_rebinds(cartpole_world, make_learner, capsys):
     np.testing.assert_array_equal(learner.act(features, deterministic=True), actions)
 
 
+@pytest.mark.parametrize(
+    ("rollouts_per_learn", "n_steps", "dreams_per_env"), [(1, HORIZON, 1), (2, HORIZON, 2), (1, 2 * HORIZON, 2)]
+)
+def test_each_update_draws_exactly_the_starts_it_dreams_from(rollouts_per_learn, n_steps, dreams_per_env):
+    """No predicted terminations: every dream runs its whole horizon, so one learn() dreams from exactly
+    num_envs x (rollouts_per_learn x n_steps / horizon) starts, and the imagination counts b_i move by that much."""
+    env = gym.make("CartPole-v1")
+    world_model = WorldModel(env.observation_space, env.action_space, WorldModelConfig.tiny())
+    with torch.no_grad():
+        world_model.termination_head[-1].bias.fill_(-30.0)  # p(terminated) ~ 1e-13: dreams only truncate
+    replay = fill_replay(env, 300)
+    learner = SB3Learner.ppo(rollouts_per_learn, num_envs=4, n_steps=n_steps, batch_size=8, n_epochs=1)
+    learner.bind(_dream((world_model, replay), learner))
+    before = replay.imagine_counts.sum()
+    for _ in range(3):
+        learner.learn()
+        assert replay.imagine_counts.sum() - before == 4 * dreams_per_env
+        before = replay.imagine_counts.sum()
+    # The adapter refuses to step past the rollout it was promised a reset after.
+    vec_env = learner.model.get_env()
+    with pytest.raises(RuntimeError, match=r"past rollout_length=\d+ without reset"):
+        vec_env.step(np.zeros(4, dtype=np.int64))
+
+
 def test_state_dict_round_trip(cartpole_world):
     learner = SB3Learner.ppo(num_envs=4, batch_size=8, n_epochs=1)
     with pytest.raises(RuntimeError, match="bind"):
