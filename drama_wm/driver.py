@@ -49,7 +49,14 @@ class DramaConfig:
     behaviour_every: int = 1  #: real steps per behaviour update (paper: 1)
     log_every: int = 1000  #: real steps between log rows
     checkpoint_every: int = 0  #: real steps between checkpoints into the logdir (0: only at the end of learn)
-    checkpoint_replay: bool = True  #: include the replay buffer in checkpoints (needed for exact resume)
+    #: include the replay buffer in checkpoints (needed for exact resume). A run resumed from a checkpoint without
+    #: it starts with an empty buffer: it acts with the loaded policy (no random warm-up again) and trains again as
+    #: soon as a world-model batch and the learner's imagination starts can be drawn.
+    checkpoint_replay: bool = True
+    #: False (the authors' behaviour): an Atari life loss is stored as a termination for the learner, but the game,
+    #: the replay episode and the recurrent state go on. True: a life loss starts a new episode (first=True, the
+    #: backbone state is reset in training, dreaming and acting).
+    life_loss_resets: bool = False
     #: on a CUDA device, also keep the replay's observations there so batches are gathered on the GPU (saves about
     #: 37 ms per imagination start at XS on an H100; costs capacity x frame bytes of GPU memory, 1.2 GB for Atari)
     replay_on_device: bool = True
@@ -207,7 +214,7 @@ class Drama:
             **self.learner.dream_options,
         )
         self.learner.bind(self.dream)
-        self.env = LatentObservation(raw_env, self.world_model)
+        self.env = LatentObservation(raw_env, self.world_model, continue_on_life_loss=not config.life_loss_resets)
         self.logdir = Path(logdir) if logdir is not None else None
         self.logger = RunLogger(self.logdir)
         self.num_timesteps = 0
@@ -255,7 +262,7 @@ class Drama:
         start = time.perf_counter()
         if self._features is None:
             self._features, _ = self.env.reset(seed=self.seed)
-            self._first = True
+            self._first = self.env.episode_start
         raw_obs = self.env.raw_observation
         if self.num_timesteps < self.config.warmup_steps:
             action = int(self._rng.integers(self.world_model.n_actions))
@@ -277,15 +284,15 @@ class Drama:
                         {"episode/human_normalized_score": human_normalized_score(self._atari_game, game_return)}
                     )
                 self._episode_return = 0.0
-            features, _ = self.env.reset()
-            self._first = True
+            features, _ = self.env.reset()  # after a life loss this may continue the game (see LatentObservation)
+            self._first = self.env.episode_start
         self._features = features
         self._timers["env"] += time.perf_counter() - start
 
     def _train(self) -> None:
         c = self.config
         since_warmup = self.num_timesteps - c.warmup_steps
-        if since_warmup < 0:
+        if since_warmup < 0 or not self._can_train():
             return
         if since_warmup % c.world_model_every == 0:
             start = time.perf_counter()
@@ -296,6 +303,14 @@ class Drama:
             start = time.perf_counter()
             self._record(self.learner.learn())
             self._timers["behaviour"] += time.perf_counter() - start
+
+    def _can_train(self) -> bool:
+        """Whether the replay holds enough for a world-model batch and the learner's imagination starts (False right
+        after warm-up only if too few windows are valid, and after resuming without the replay)."""
+        c, replay = self.config, self.replay
+        return replay.can_sample(c.batch_size, c.sequence_length, "world_model") and replay.can_sample(
+            self.dream.num_envs, c.context_length, "imagination"
+        )
 
     def _record(self, metrics: dict[str, float]) -> None:
         for key, value in metrics.items():
@@ -347,7 +362,11 @@ class Drama:
         """
         if env is None and self.env_spec is None:
             raise ValueError("Drama was built from an env instance: pass env= (a fresh env or factory) to evaluate")
-        wrapped = LatentObservation(make_env(env if env is not None else self.env_spec), self.world_model)
+        wrapped = LatentObservation(
+            make_env(env if env is not None else self.env_spec),
+            self.world_model,
+            continue_on_life_loss=not self.config.life_loss_resets,
+        )
         returns: list[float] = []
         features, _ = wrapped.reset(seed=None if self.seed is None else self.seed + 10_000)
         total = 0.0
@@ -425,12 +444,14 @@ class Drama:
         agent.dream.load_state_dict(state["dream"])
         driver = state["driver"]
         agent.num_timesteps, agent.episodes = driver["num_timesteps"], driver["episodes"]
-        agent._episode_return, agent._timers = driver["episode_return"], driver["timers"]
+        agent._timers = driver["timers"]
         agent._rng.bit_generator.state = driver["rng"]
         if state["env_pickle"] is not None and env is None:
-            # The pickled env continues the interrupted episode: restore the carried recurrent state too.
+            # The pickled env continues the interrupted episode: restore the carried recurrent state and the
+            # episode's partial return too (with a new env the next episode starts from 0).
             agent.env.load_state_dict(state["acting"])
             agent._features, agent._first = driver["features"], driver["first"]
+            agent._episode_return = driver["episode_return"]
         torch.set_rng_state(driver["torch_rng"])
         return agent
 

@@ -66,6 +66,17 @@ def test_actor_critic_learns_the_rewarded_action():
     assert (learner.act(obs.numpy(), deterministic=True) == 1).all()
 
 
+def test_return_scale_ema_starts_at_zero():
+    """S starts at 0 (DreamerV3, STORM): after one update S = 0.01 x the 5-95 percentile spread of the returns,
+    which the max(1, S) floor then keeps out of the advantage."""
+    learner, dream = _bandit_dream(num_envs=8)
+    assert float(learner.return_scale) == 0.0
+    learner.learn()
+    spread = float(learner.return_scale) / (1 - learner.config.return_scale_decay)
+    assert 0.0 < spread < 16.0  # 8 steps of reward <= 1 with gamma 0.985: returns lie in [0, 8)
+    assert float(learner.return_scale) < 0.2  # starting at 1.0 it would be above 0.99
+
+
 def test_state_round_trip_and_errors():
     learner, dream = _bandit_dream(num_envs=8)
     learner.learn()

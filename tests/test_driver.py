@@ -53,6 +53,102 @@ def test_tiny_atari_run_exercises_every_phase():
     assert agent.env.observation_space.shape == (config.world_model.feature_dim,)
 
 
+def _run_until_life_loss(life_loss_resets: bool) -> tuple[Drama, int]:
+    """Random warm-up steps of tiny-model Breakout (seed 0) until the first life loss; its replay row."""
+    config = DramaConfig.tiny(warmup_steps=1000, life_loss_resets=life_loss_resets)
+    agent = Drama("Breakout", config, seed=0)
+    seen: list[int] = []
+
+    def until_life_loss(a: Drama) -> bool:
+        if a.replay.state_dict()["terminated"][a.num_timesteps - 1]:
+            seen.append(a.num_timesteps - 1)
+        return len(seen) == 0 or a.num_timesteps < seen[0] + 3
+
+    agent.learn(300, callback=until_life_loss, progress_bar=False)
+    assert seen, "no life loss within 300 random Breakout steps"
+    return agent, seen[0]
+
+
+def test_a_life_loss_is_a_termination_flag_and_the_game_and_state_go_on():
+    """The authors' behaviour (default): the row of the life loss is terminated, the next row continues the same
+    episode (first=False), the recurrent state is kept (features after the continuing reset hold d != 0) and no
+    game has ended."""
+    agent, row = _run_until_life_loss(life_loss_resets=False)
+    stored = agent.replay.state_dict()
+    assert stored["terminated"][row] and not stored["first"][row + 1]
+    np.testing.assert_array_equal(np.flatnonzero(stored["first"]), [0])  # one episode: the game
+    assert agent.episodes == []
+    d_after = agent.env._state.d
+    assert not agent.env.episode_start and float(d_after.abs().sum()) > 0
+
+    resets, row = _run_until_life_loss(life_loss_resets=True)
+    stored = resets.replay.state_dict()
+    assert stored["terminated"][row] and stored["first"][row + 1]
+    assert resets.episodes == []
+
+
+def test_latent_observation_keeps_its_state_through_a_life_loss_reset():
+    """Stepping through a life-loss reset gives exactly the features of a twin that never called reset()."""
+    from drama_wm import LatentObservation, WorldModel
+    from drama_wm.envs import make_atari
+
+    env, twin_env = make_atari("Breakout", seed=0), make_atari("Breakout", seed=0)
+    model = WorldModel(env.observation_space, env.action_space, WorldModelConfig.tiny())
+    wrapped, twin = LatentObservation(env, model), LatentObservation(twin_env, model)
+    a, _ = wrapped.reset(seed=0)
+    b, _ = twin.reset(seed=0)
+    rng, lost = np.random.default_rng(0), 0
+    for _ in range(300):
+        action = int(rng.integers(env.action_space.n))
+        a, _, terminated, _, info = wrapped.step(action)
+        b, *_ = twin.step(action)
+        np.testing.assert_array_equal(a, b)
+        if info["life_loss"]:
+            assert terminated
+            continued, reset_info = wrapped.reset()
+            assert reset_info["life_loss_reset"] and not wrapped.episode_start
+            np.testing.assert_array_equal(continued, a)
+            lost += 1
+            if lost == 2:
+                break
+    assert lost == 2
+    fresh = LatentObservation(make_atari("Breakout", seed=0), model, continue_on_life_loss=False)
+    fresh.reset(seed=0)
+    while not fresh.step(int(rng.integers(4)))[4]["life_loss"]:
+        pass
+    features, _ = fresh.reset()
+    assert fresh.episode_start and not features[model.config.latent_dim :].any()  # d_{-1} = 0: a new episode
+
+
+def test_resume_without_the_replay_collects_with_the_policy_then_trains(tmp_path):
+    config = DramaConfig.tiny(warmup_steps=30, sequence_length=16, checkpoint_replay=False)
+    agent = Drama("CartPole-v1", config, seed=2)
+    agent.learn(40, progress_bar=False)
+    agent.save(tmp_path / "ckpt.pt")
+    resumed = Drama.load(tmp_path / "ckpt.pt")
+    assert len(resumed.replay) == 0 and resumed.world_model.updates == agent.world_model.updates
+    steps_to_ready = []
+
+    def watch(a: Drama) -> None:
+        if not steps_to_ready and a.world_model.updates > agent.world_model.updates:
+            steps_to_ready.append(len(a.replay))
+
+    resumed.learn(60, callback=watch, progress_bar=False)
+    # The first update comes as soon as 4 distinct 16-step windows (and 16 imagination contexts) exist.
+    assert steps_to_ready and 19 <= steps_to_ready[0] <= 40
+    assert resumed.world_model.updates == agent.world_model.updates + 60 - steps_to_ready[0] + 1
+    assert resumed.learner.updates == agent.learner.updates + 60 - steps_to_ready[0] + 1
+
+
+def test_a_new_env_on_load_starts_its_episode_return_at_zero(tmp_path):
+    agent = Drama("CartPole-v1", DramaConfig.tiny(), seed=0)
+    agent.learn(5, progress_bar=False)  # mid-episode: CartPole's first episode lasts longer than 5 random steps
+    assert agent._episode_return == 5.0
+    agent.save(tmp_path / "ckpt.pt")
+    assert Drama.load(tmp_path / "ckpt.pt")._episode_return == 5.0  # the pickled env continues the episode
+    assert Drama.load(tmp_path / "ckpt.pt", env=gym.make("CartPole-v1"))._episode_return == 0.0
+
+
 def _params(agent: Drama) -> list[torch.Tensor]:
     return [p.detach().clone() for p in agent.world_model.parameters()] + [
         p.detach().clone() for p in agent.learner.actor.parameters()

@@ -120,7 +120,9 @@ class ActorCritic:
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
         self.actor_opt = torch.optim.Adam(self.actor.parameters(), lr=c.lr, eps=c.eps)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=c.lr, eps=c.eps)
-        self.return_scale = torch.ones((), device=self.device)  # S, the EMA of the 5-95 percentile range
+        # S, the EMA of the 5-95 percentile range, starts at 0 as in DreamerV3 and STORM (the max(1, S) floor
+        # applies until the EMA has grown past 1).
+        self.return_scale = torch.zeros((), device=self.device)
         self.updates = 0
 
     def _require_bound(self) -> None:
