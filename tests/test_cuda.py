@@ -9,10 +9,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import fill_replay
+from conftest import assert_drama_learns_cartpole, fill_replay
 from gymnasium.vector import AutoresetMode
 
-from drama_wm import Drama, DramaConfig, DreamEnv, ReplayBuffer, WorldModel, WorldModelConfig
+from drama_wm import DreamEnv, ReplayBuffer, WorldModel, WorldModelConfig
 from drama_wm.sequence import make
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -72,9 +72,7 @@ def test_dream_runs_on_the_gpu():
 
 
 def test_drama_learns_on_cuda():
-    agent = Drama("CartPole-v1", DramaConfig.tiny(), seed=0, device="cuda")
-    agent.learn(100, progress_bar=False)
-    assert agent.world_model.updates == 37 and agent.learner.updates == 37
+    assert_drama_learns_cartpole("cuda")
 
 
 def _twin_dreams(termination: str, backbone: str):

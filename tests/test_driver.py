@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+from conftest import assert_drama_learns_cartpole
 
 from drama_wm import Drama, DramaConfig, WorldModelConfig, checkpoint
 
@@ -29,6 +30,10 @@ def test_train_ratio_bookkeeping(tmp_path):
     assert {"wm/loss", "behaviour/actor_loss", "episode/return", "time/env_seconds"} <= names
     assert any(p.name.startswith("events.out.tfevents") for p in tmp_path.iterdir())
     assert (tmp_path / "checkpoint.pt").is_file()
+
+
+def test_drama_learns_on_the_cpu():
+    assert_drama_learns_cartpole("cpu")
 
 
 def test_replay_holds_the_real_episodes():
