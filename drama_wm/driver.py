@@ -241,9 +241,22 @@ class Drama:
         if not isinstance(total_timesteps, int) or total_timesteps < 0:
             raise ValueError(f"total_timesteps must be a non-negative int, got {total_timesteps!r}")
         target = self.num_timesteps + total_timesteps
-        bar = tqdm(total=total_timesteps, disable=not progress_bar, unit="step", dynamic_ncols=True)
+        # Random warm-up steps cost a fraction of a training step: they get their own bar phase, so the rate and
+        # the ETA shown while training are those of training steps.
+        warmup_end = min(target, max(self.num_timesteps, self.config.warmup_steps))
+
+        def new_bar(desc: str, end: int) -> tqdm:
+            total = end - self.num_timesteps
+            return tqdm(total=total, desc=desc, disable=not progress_bar, unit="step", dynamic_ncols=True)
+
+        in_warmup = self.num_timesteps < warmup_end
+        bar = new_bar("warm-up", warmup_end) if in_warmup else new_bar("train", target)
         try:
             while self.num_timesteps < target:
+                if in_warmup and self.num_timesteps >= warmup_end:
+                    in_warmup = False
+                    bar.close()
+                    bar = new_bar("train", target)
                 self._real_step()
                 self._train()
                 bar.update(1)

@@ -36,6 +36,17 @@ def test_drama_learns_on_the_cpu():
     assert_drama_learns_cartpole("cpu")
 
 
+def test_progress_bar_times_training_steps_apart_from_the_warm_up(capsys):
+    agent = Drama("CartPole-v1", DramaConfig.tiny(warmup_steps=64), seed=0)
+    agent.learn(70, progress_bar=True)
+    agent.learn(5, progress_bar=True)
+    lines = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    assert any(line.startswith("warm-up: 100%") and "64/64" in line for line in lines)
+    # the training phase counts (and rates) only its own steps, and a later learn() is all training
+    assert any(line.startswith("train: 100%") and " 6/6 " in line for line in lines)
+    assert any(line.startswith("train: 100%") and " 5/5 " in line for line in lines)
+
+
 def test_replay_holds_the_real_episodes():
     agent = Drama("CartPole-v1", DramaConfig.tiny(), seed=1)
     agent.learn(70, progress_bar=False)
