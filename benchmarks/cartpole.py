@@ -1,33 +1,64 @@
-"""Sample efficiency on CartPole-v1: Drama (built-in actor-critic or SB3 PPO in the dream) vs PPO on the real env.
+"""Sample efficiency and wall-clock on CartPole-v1: Drama (built-in actor-critic, or SB3 PPO in the dream) against
+stable-baselines3 PPO on the real env (model-free, SB3's defaults), in one run on one machine.
 
-    python benchmarks/cartpole.py --agent drama --seeds 0 1 2 --steps 20000
-    python benchmarks/cartpole.py --agent drama-ppo --seeds 0 1 2 --steps 50000
-    python benchmarks/cartpole.py --agent ppo --seeds 0 1 2 --steps 20000      # model-free baseline
+    python benchmarks/cartpole.py --agents drama ppo --seeds 0 1 2 3 4 --eval-every 500 --stop-at-target
+    python benchmarks/cartpole.py --agents drama-ppo --seeds 0 1 2 --steps 50000 --eval-every 1000 --target 400
 
-Every ``--eval-every`` real steps the current policy plays ``--eval-episodes`` episodes on a fresh env; the table
-reports the real steps at which the mean first reached the target and the final mean.
+Every ``--eval-every`` real steps the current policy plays ``--eval-episodes`` episodes deterministically on a fresh
+env. Two clocks run per seed: ``train`` counts only learning (the time a user waits for an agent), ``total`` adds
+the evaluations. "Reached" is the first evaluation whose mean is >= ``--target``.
+
+Each (agent, seed) run is written to ``--out`` (default ``benchmarks/results/cartpole``) as JSON when it ends; a
+run already there is skipped, so a long benchmark killed midway resumes where it stopped. The summary is rebuilt
+from every file in ``--out`` that matches the settings, agents in the order given, seeds interleaved
+(drama 0, ppo 0, drama 1, ...) so both share the machine's slow and fast spells alike.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-import torch
 from _common import RESULTS, machine
 
 from drama_wm import Drama, DramaConfig
 
+ENV = "CartPole-v1"
 
-def evaluate_sb3(model, episodes: int, seed: int) -> float:
-    env = gym.make("CartPole-v1")
+
+class Clock:
+    """Seconds spent training, apart from the seconds spent evaluating."""
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.evaluating = 0.0
+
+    def evaluate(self, fn: Any) -> Any:
+        begin = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            self.evaluating += time.perf_counter() - begin
+
+    def total(self) -> float:
+        return time.perf_counter() - self.start
+
+    def train(self) -> float:
+        return self.total() - self.evaluating
+
+
+def evaluate_sb3(model: Any, episodes: int, seed: int) -> float:
+    env = gym.make(ENV)
     returns = []
     for i in range(episodes):
         obs, _ = env.reset(seed=seed + i)
@@ -41,81 +72,145 @@ def evaluate_sb3(model, episodes: int, seed: int) -> float:
     return float(np.mean(returns))
 
 
-def run_drama(seed: int, args: argparse.Namespace) -> list[tuple[int, float]]:
-    learner = "actor-critic"
-    config = DramaConfig.cpu_demo()
+def run_drama(seed: int, args: argparse.Namespace, clock: Clock) -> list[dict[str, float]]:
+    learner: Any = "actor-critic"
     if args.agent == "drama-ppo":
         from drama_wm.integrations.sb3 import SB3Learner
 
         learner = SB3Learner.ppo()
-    agent = Drama("CartPole-v1", config, learner=learner, seed=seed, device=args.device)
-    curve = []
+    agent = Drama(ENV, DramaConfig.cpu_demo(), learner=learner, seed=seed, device=args.device)
+    curve: list[dict[str, float]] = []
     while agent.num_timesteps < args.steps:
-        agent.learn(args.eval_every, progress_bar=False)
-        mean = agent.evaluate(args.eval_episodes, deterministic=True)["mean"]
-        curve.append((agent.num_timesteps, mean))
-        print(f"seed {seed} step {agent.num_timesteps} eval {mean:.1f}", flush=True)
-        if args.stop_at_target and mean >= args.target:
+        agent.learn(min(args.eval_every, args.steps - agent.num_timesteps), progress_bar=False)
+        mean = clock.evaluate(lambda: agent.evaluate(args.eval_episodes, deterministic=True)["mean"])
+        if record(curve, agent.num_timesteps, mean, clock, seed, args):
             break
     return curve
 
 
-def run_ppo(seed: int, args: argparse.Namespace) -> list[tuple[int, float]]:
+def run_ppo(seed: int, args: argparse.Namespace, clock: Clock) -> list[dict[str, float]]:
     from stable_baselines3 import PPO
+    from stable_baselines3.common.callbacks import BaseCallback
 
-    model = PPO("MlpPolicy", gym.make("CartPole-v1"), seed=seed, device="cpu", verbose=0)
-    curve = []
-    while model.num_timesteps < args.steps:
-        model.learn(args.eval_every, reset_num_timesteps=False)
-        mean = evaluate_sb3(model, args.eval_episodes, seed=10_000)
-        curve.append((model.num_timesteps, mean))
-        print(f"seed {seed} step {model.num_timesteps} eval {mean:.1f}", flush=True)
+    curve: list[dict[str, float]] = []
+
+    class EvaluateEvery(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps % args.eval_every:
+                return True
+            mean = clock.evaluate(lambda: evaluate_sb3(self.model, args.eval_episodes, seed=10_000))
+            return not record(curve, self.num_timesteps, mean, clock, seed, args)
+
+    model = PPO("MlpPolicy", gym.make(ENV), seed=seed, device="cpu", verbose=0)
+    model.learn(args.steps, callback=EvaluateEvery())
     return curve
+
+
+def record(
+    curve: list[dict[str, float]], step: int, mean: float, clock: Clock, seed: int, args: argparse.Namespace
+) -> bool:
+    """Append an evaluation; True when the run should stop here."""
+    curve.append({"step": step, "mean": mean, "train_seconds": clock.train(), "total_seconds": clock.total()})
+    print(f"{args.agent} seed {seed} step {step} eval {mean:.1f} train {clock.train():.0f} s", flush=True)
+    return args.stop_at_target and mean >= args.target
+
+
+def summarise(runs: list[dict[str, Any]], target: float) -> dict[str, Any]:
+    for run in runs:
+        hit = next((p for p in run["curve"] if p["mean"] >= target), None)
+        run["reached_step"] = None if hit is None else hit["step"]
+        run["reached_train_seconds"] = None if hit is None else hit["train_seconds"]
+        run["best"] = max(p["mean"] for p in run["curve"])
+
+    def median(key: str) -> float | None:
+        values = [r[key] for r in runs]
+        # A seed that never reached the target counts as slower than every seed that did.
+        if sum(v is None for v in values) * 2 >= len(values):
+            return None
+        return statistics.median([float("inf") if v is None else v for v in values])
+
+    return {
+        "reached": sum(r["reached_step"] is not None for r in runs),
+        "median_step": median("reached_step"),
+        "median_train_seconds": median("reached_train_seconds"),
+    }
+
+
+def report(args: argparse.Namespace, out: Path) -> str:
+    lines = [
+        f"{ENV}: steps and wall-clock to a mean return >= {args.target:g} ({args.eval_episodes} deterministic "
+        f"episodes every {args.eval_every} real steps, budget {args.steps} steps)",
+        "",
+        f"- machine: {machine(torch.device(args.device))}",
+        f"- command: `python benchmarks/cartpole.py --agents {' '.join(args.agents)} --seeds "
+        f"{' '.join(map(str, args.seeds))} --steps {args.steps} --eval-every {args.eval_every} --target "
+        f"{args.target:g}{' --stop-at-target' if args.stop_at_target else ''}"
+        f"{f' --threads {args.threads}' if args.threads else ''}`",
+        "- train = wall-clock of learning only; evaluations are excluded (total includes them)",
+        "",
+        "| agent | seed | reached at step | train time to target | best mean | steps run | total time |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    summaries = {}
+    for agent in args.agents:
+        runs = [json.loads((out / run_name(agent, seed, args)).read_text()) for seed in args.seeds]
+        runs = [r for r in runs if r]
+        summaries[agent] = summarise(runs, args.target)
+        for r in runs:
+            reached = "not reached" if r["reached_step"] is None else f"{r['reached_step']:,}"
+            seconds = "-" if r["reached_train_seconds"] is None else f"{r['reached_train_seconds']:.0f} s"
+            last = r["curve"][-1]
+            lines.append(
+                f"| {agent} | {r['seed']} | {reached} | {seconds} | {r['best']:.1f} | {last['step']:,} | "
+                f"{last['total_seconds']:.0f} s |"
+            )
+    lines += ["", "| agent | seeds reaching the target | median steps | median train time |", "|---|---|---|---|"]
+    for agent, s in summaries.items():
+        steps = "-" if s["median_step"] is None else f"{s['median_step']:,.0f}"
+        seconds = "-" if s["median_train_seconds"] is None else f"{s['median_train_seconds']:.0f} s"
+        lines.append(f"| {agent} | {s['reached']} of {len(args.seeds)} | {steps} | {seconds} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_name(agent: str, seed: int, args: argparse.Namespace) -> str:
+    stop = "stop" if args.stop_at_target else "full"
+    return f"{agent}_seed{seed}_steps{args.steps}_every{args.eval_every}_target{args.target:g}_{stop}.json"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--agent", choices=["drama", "drama-ppo", "ppo"], default="drama")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--steps", type=int, default=20_000)
-    parser.add_argument("--eval-every", type=int, default=2_000)
+    parser.add_argument("--agents", nargs="+", choices=["drama", "drama-ppo", "ppo"], default=["drama", "ppo"])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
+    parser.add_argument("--steps", type=int, default=20_000, help="real-step budget per run")
+    parser.add_argument("--eval-every", type=int, default=500)
     parser.add_argument("--eval-episodes", type=int, default=20)
     parser.add_argument("--target", type=float, default=475.0)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--stop-at-target", action="store_true", help="stop a seed once its eval mean reaches --target")
+    parser.add_argument("--stop-at-target", action="store_true", help="stop a run once its eval mean reaches --target")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "cartpole", help="folder of per-run JSON files")
+    parser.add_argument("--name", default=None, help="summary file name in benchmarks/results (default: derived)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-
-    rows = []
+    args.out.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
-        start = time.time()
-        curve = run_ppo(seed, args) if args.agent == "ppo" else run_drama(seed, args)
-        reached = next((step for step, mean in curve if mean >= args.target), None)
-        rows.append({"seed": seed, "curve": curve, "reached": reached, "final": curve[-1][1],
-                     "best": max(m for _, m in curve), "minutes": (time.time() - start) / 60})
-    lines = [
-        f"CartPole-v1, agent `{args.agent}`, {args.steps} real steps, eval {args.eval_episodes} episodes every "
-        f"{args.eval_every} steps (deterministic policy), target {args.target:g}",
-        "",
-        f"- machine: {machine(torch.device(args.device))}",
-        f"- command: `python benchmarks/cartpole.py --agent {args.agent} --seeds {' '.join(map(str, args.seeds))} "
-        f"--steps {args.steps} --eval-every {args.eval_every} --target {args.target:g}"
-        f"{' --stop-at-target' if args.stop_at_target else ''}`",
-        "",
-        "| seed | first step with mean >= target | best mean | final mean | wall-clock |",
-        "|---|---|---|---|---|",
-    ]
-    for r in rows:
-        lines.append(f"| {r['seed']} | {r['reached'] or 'not reached'} | {r['best']:.1f} | {r['final']:.1f} | "
-                     f"{r['minutes']:.1f} min |")
-    text = "\n".join(lines) + "\n"
+        for agent in args.agents:
+            path = args.out / run_name(agent, seed, args)
+            if path.exists():
+                print(f"{path.name}: done already, skipped")
+                continue
+            args.agent = agent
+            clock = Clock()
+            curve = run_ppo(seed, args, clock) if agent == "ppo" else run_drama(seed, args, clock)
+            result = {"agent": agent, "seed": seed, "curve": curve, "machine": machine(torch.device(args.device))}
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(result))
+            tmp.replace(path)  # a killed run leaves no half-written result
+    text = report(args, args.out)
     print(text)
-    RESULTS.mkdir(exist_ok=True)
-    tag = f"{args.agent}_seeds{'-'.join(map(str, args.seeds))}"
-    (RESULTS / f"cartpole_{tag}.md").write_text(text)
-    (RESULTS / f"cartpole_{tag}.json").write_text(json.dumps(rows))
+    name = args.name or f"cartpole_{'-'.join(args.agents)}_target{args.target:g}.md"
+    (RESULTS / name).write_text(text)
 
 
 if __name__ == "__main__":

@@ -34,9 +34,14 @@ PRESETS = ("xs", "s", "tiny", "cpu_demo")
 SAMPLERS = ("dfs", "uniform")
 BACKBONES = ("mamba2", "mamba", "gru", "transformer")
 LEARNERS = ("actor-critic", "sb3-ppo")
-#: Real steps of ``drama-wm demo``: enough for CartPole to learn visibly within 10 minutes on 2 CPU cores.
-DEMO_STEPS = 3000
+#: Real-step budget of ``drama-wm demo``; it stops earlier, as soon as an evaluation reaches DEMO_TARGET.
+DEMO_STEPS = 10_000
 DEMO_ENV = "CartPole-v1"
+#: CartPole-v1 pays 1 per step for at most 500 steps; Gymnasium's registry counts a mean of 475 as solved.
+DEMO_TARGET = 475.0
+#: The demo evaluates DEMO_EVAL_EPISODES deterministic episodes every DEMO_EVAL_EVERY real steps.
+DEMO_EVAL_EVERY = 500
+DEMO_EVAL_EPISODES = 20
 #: Name under which Drama records the stable-baselines3 learner in checkpoints (the learner's class name).
 _SB3_LEARNER_NAME = "SB3Learner"
 
@@ -186,11 +191,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo",
         help=f"watch Drama learn {DEMO_ENV} on the CPU in minutes",
-        description=f"Train the cpu_demo preset on {DEMO_ENV}, print the return curve, save it as a PNG and\n"
-        "a CSV, then evaluate the agent beside a random policy. No download, nothing to configure.",
+        description=f"Train the cpu_demo preset on {DEMO_ENV} until it is solved: every {DEMO_EVAL_EVERY} real steps "
+        f"the policy\nplays {DEMO_EVAL_EPISODES} deterministic episodes, and the demo stops once their mean return "
+        f"reaches {DEMO_TARGET:g}\n(500 is the maximum). Prints the return curve and saves it as a PNG and a CSV, "
+        "beside a random policy.\nNo download, nothing to configure.",
         formatter_class=_Formatter,
     )
-    demo.add_argument("--steps", type=_positive_int, default=DEMO_STEPS, metavar="N", help="real environment steps")
+    demo.add_argument(
+        "--steps", type=_positive_int, default=DEMO_STEPS, metavar="N", help="most real environment steps to train"
+    )
     demo.add_argument("--seed", type=int, default=0, help="seed of the run")
     demo.add_argument("--out", default=None, help="output folder (default: runs/demo-<seed>-<date-time>)")
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -508,6 +517,25 @@ def random_policy_returns(env_id: str, n_episodes: int, seed: int) -> list[float
     return returns
 
 
+class _EvaluateUntilSolved:
+    """Learn-callback of the demo: every DEMO_EVAL_EVERY real steps, evaluate the policy; stop once it is solved."""
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.solved_at: tuple[int, float] | None = None  # (real steps, minutes)
+
+    def __call__(self, agent: Drama) -> bool:
+        if agent.num_timesteps % DEMO_EVAL_EVERY:
+            return True
+        mean = agent.evaluate(DEMO_EVAL_EPISODES, deterministic=True)["mean"]
+        minutes = (time.perf_counter() - self.started) / 60
+        print(f"step {agent.num_timesteps:>6}: evaluation mean {mean:5.1f} ({minutes:.1f} min)", flush=True)
+        if mean >= DEMO_TARGET:
+            self.solved_at = (agent.num_timesteps, minutes)
+            return False
+        return True
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -517,11 +545,19 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out is not None else Path("runs") / f"demo-{args.seed}-{stamp}"
     if (out / "checkpoint.pt").exists():
         raise ValueError(f"{out} already holds a run: choose another --out")
-    print(f"Drama demo: {DEMO_ENV}, {args.steps} real steps, world model and policy trained on the CPU -> {out}")
+    random_returns = random_policy_returns(DEMO_ENV, DEMO_EVAL_EPISODES, args.seed)
+    baseline = float(np.mean(random_returns))
+    print(f"Drama demo: {DEMO_ENV} on the CPU, at most {args.steps} real steps -> {out}")
+    print(
+        f"A return of 500 is the maximum (the pole stays up for the whole episode); {DEMO_TARGET:g} counts as solved. "
+        f"A random policy scores {baseline:.1f}. The demo evaluates {DEMO_EVAL_EPISODES} episodes every "
+        f"{DEMO_EVAL_EVERY} steps and stops once solved."
+    )
     agent = Drama(DEMO_ENV, DramaConfig.cpu_demo(), seed=args.seed, device="cpu", logdir=out)
     started = time.perf_counter()
+    until_solved = _EvaluateUntilSolved(started)
     with _GracefulStop() as stop:
-        agent.learn(args.steps, callback=stop, progress_bar=not args.no_progress)
+        agent.learn(args.steps, callback=lambda a: stop(a) and until_solved(a), progress_bar=not args.no_progress)
     minutes = (time.perf_counter() - started) / 60
     returns = [e["return"] for e in agent.episodes]
     steps = [int(e["step"]) for e in agent.episodes]
@@ -533,13 +569,19 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         rows = csv.writer(f)
         rows.writerow(["episode", "step", "return"])
         rows.writerows([i + 1, s, r] for i, (s, r) in enumerate(zip(steps, returns, strict=True)))
-    random_returns = random_policy_returns(DEMO_ENV, 10, args.seed)
-    baseline = float(np.mean(random_returns))
     png_path = plot_returns(returns, steps, out / "returns.png", baseline, f"Drama on {DEMO_ENV} (cpu_demo preset)")
-
-    result = agent.evaluate(10)
-    print(f"\nevaluation, 10 episodes: {result['mean']:.1f} +- {result['std']:.1f}")
-    print(f"random policy, 10 episodes: {baseline:.1f} +- {float(np.std(random_returns)):.1f}")
+    if until_solved.solved_at is not None:
+        solved_steps, solved_minutes = until_solved.solved_at
+        print(
+            f"\nsolved: a mean return >= {DEMO_TARGET:g} over {DEMO_EVAL_EPISODES} episodes after {solved_steps} real "
+            f"steps and {solved_minutes:.1f} min (random policy: {baseline:.1f}; maximum: 500)"
+        )
+    else:
+        result = agent.evaluate(DEMO_EVAL_EPISODES, deterministic=True)
+        print(
+            f"\nnot solved within {agent.num_timesteps} steps: evaluation mean {result['mean']:.1f} "
+            f"(target {DEMO_TARGET:g}, random policy {baseline:.1f}, maximum 500); try another --seed or more --steps"
+        )
     print(f"\nreturn curve: {png_path}\nepisode returns: {csv_path}\ntraining scalars: {out / 'scalars.csv'}")
     print(f"checkpoint: {out / 'checkpoint.pt'} (try: drama-wm eval {out / 'checkpoint.pt'})")
     return 0
