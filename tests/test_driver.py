@@ -28,6 +28,11 @@ def test_train_ratio_bookkeeping(tmp_path):
     assert rows[0] == "step,wall_time,name,value"
     names = {r.split(",")[2] for r in rows[1:]}
     assert {"wm/loss", "behaviour/actor_loss", "episode/return", "time/env_seconds"} <= names
+    # Each row of episode/return is the mean return of the real episodes that ended within its log window.
+    logged = {int(r.split(",")[0]): float(r.split(",")[3]) for r in rows[1:] if r.split(",")[2] == "episode/return"}
+    for step, value in logged.items():
+        window = [e["return"] for e in agent.episodes if step - config.log_every < e["step"] <= step]
+        assert value == pytest.approx(np.mean(window))
     assert any(p.name.startswith("events.out.tfevents") for p in tmp_path.iterdir())
     assert (tmp_path / "checkpoint.pt").is_file()
 
