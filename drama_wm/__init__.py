@@ -3,19 +3,62 @@
 Public API:
 - :class:`WorldModel`, :class:`WorldModelConfig`: the categorical VAE + sequence backbone + heads (paper Sec. 2.2).
 - :class:`ReplayBuffer`, :class:`SamplerConfig`: sequence replay with dynamic frequency-based sampling (Sec. 2.4).
-- :class:`DreamEnv`: the world model as a ``gymnasium.vector.VectorEnv`` starting from DFS-drawn real contexts.
+- :class:`DreamEnv`: the world model as a ``gymnasium.vector.VectorEnv`` starting from DFS-drawn real contexts;
+  :class:`SingleDreamEnv`: one dream as a plain ``gymnasium.Env``.
 - :class:`LatentObservation`: the real env seen through the world model (the same features as the dream).
 - :class:`Drama`, :class:`DramaConfig`: the agent (Algorithm 1) with learn / predict / evaluate / save / load.
+
+The names are imported on first use (PEP 562), so ``import drama_wm`` (and the ``drama-wm`` command's ``--help``)
+does not import torch.
 """
 
-from drama_wm.dream_env import DreamEnv
-from drama_wm.driver import Drama, DramaConfig, make_env
-from drama_wm.latent_observation import LatentObservation
-from drama_wm.learners import ActorCritic, ActorCriticConfig, BehaviourLearner
-from drama_wm.replay import Batch, ReplayBuffer, SamplerConfig
-from drama_wm.world_model import RecurrentState, WorldModel, WorldModelConfig
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+#: public name -> the module that defines it
+_EXPORTS = {
+    "ActorCritic": "drama_wm.learners",
+    "ActorCriticConfig": "drama_wm.learners",
+    "BehaviourLearner": "drama_wm.learners",
+    "Batch": "drama_wm.replay",
+    "ReplayBuffer": "drama_wm.replay",
+    "SamplerConfig": "drama_wm.replay",
+    "Drama": "drama_wm.driver",
+    "DramaConfig": "drama_wm.driver",
+    "make_env": "drama_wm.driver",
+    "DreamEnv": "drama_wm.dream_env",
+    "SingleDreamEnv": "drama_wm.dream_env",
+    "LatentObservation": "drama_wm.latent_observation",
+    "RecurrentState": "drama_wm.world_model",
+    "WorldModel": "drama_wm.world_model",
+    "WorldModelConfig": "drama_wm.world_model",
+}
+
+if TYPE_CHECKING:
+    from drama_wm.dream_env import DreamEnv, SingleDreamEnv
+    from drama_wm.driver import Drama, DramaConfig, make_env
+    from drama_wm.latent_observation import LatentObservation
+    from drama_wm.learners import ActorCritic, ActorCriticConfig, BehaviourLearner
+    from drama_wm.replay import Batch, ReplayBuffer, SamplerConfig
+    from drama_wm.world_model import RecurrentState, WorldModel, WorldModelConfig
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'drama_wm' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
 
 __all__ = [
     "ActorCritic",
@@ -29,6 +72,7 @@ __all__ = [
     "RecurrentState",
     "ReplayBuffer",
     "SamplerConfig",
+    "SingleDreamEnv",
     "WorldModel",
     "WorldModelConfig",
     "make_env",

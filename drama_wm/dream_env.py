@@ -30,6 +30,7 @@ captured again whenever a parameter or the carried state is re-allocated (``.to(
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import gymnasium as gym
@@ -366,9 +367,19 @@ class SingleDreamEnv(gym.Env):
 
     It wraps a one-sub-env :class:`DreamEnv` with autoreset disabled: like any Gymnasium env, the caller resets after
     ``terminated`` or ``truncated``. Keywords are DreamEnv's (``num_envs`` and ``array_type`` are fixed).
+    ``render_mode``: "rgb_array" (image world models; the default there) or None.
+
+    Its ``spec`` (id ``drama_wm/SingleDream-v0``) makes another SingleDreamEnv on the same world model and replay, so
+    ``gym.make(env.spec)`` and Gymnasium's ``check_env`` work. The latent observation space is unbounded (the
+    backbone's output d has no bounds), which ``check_env`` reports as a warning.
     """
 
-    def __init__(self, world_model: WorldModel, replay: ReplayBuffer, **dream_kwargs: Any) -> None:
+    #: frames per second for videos of dreams: Atari's 60 Hz with the protocol's frame skip of 4
+    RENDER_FPS = 15
+
+    def __init__(
+        self, world_model: WorldModel, replay: ReplayBuffer, render_mode: str | None = "auto", **dream_kwargs: Any
+    ) -> None:
         for key in ("num_envs", "array_type", "autoreset_mode"):
             if key in dream_kwargs:
                 raise TypeError(f"SingleDreamEnv fixes {key}; do not pass it")
@@ -377,8 +388,19 @@ class SingleDreamEnv(gym.Env):
         )
         self.observation_space = self.dream.single_observation_space
         self.action_space = self.dream.single_action_space
-        self.metadata = {"render_modes": self.dream.metadata["render_modes"]}
-        self.render_mode = self.dream.render_mode
+        self.metadata = {"render_modes": self.dream.metadata["render_modes"], "render_fps": self.RENDER_FPS}
+        if render_mode == "auto":
+            render_mode = self.dream.render_mode
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode must be one of {self.metadata['render_modes']} or None for this world model, "
+                f"got {render_mode!r}"
+            )
+        self.render_mode = render_mode
+        self.spec = gym.envs.registration.EnvSpec(
+            "drama_wm/SingleDream-v0",
+            entry_point=functools.partial(SingleDreamEnv, world_model, replay, **dream_kwargs),
+        )
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         super().reset(seed=seed)
@@ -390,5 +412,7 @@ class SingleDreamEnv(gym.Env):
         return obs[0], float(reward[0]), bool(terminated[0]), bool(truncated[0]), {}
 
     def render(self) -> np.ndarray | None:
+        if self.render_mode is None:
+            return None
         frames = self.dream.render()
         return None if frames is None else frames[0]

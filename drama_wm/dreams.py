@@ -118,7 +118,7 @@ def dream_frames(
         for k in range(horizon):
             dreamed.append(wm.decode(z))
             if k + 1 < horizon:  # the last frame needs no action
-                actions, _ = agent.predict(wm.features(z, state).cpu().numpy(), deterministic=deterministic)
+                actions = agent.predict_features(wm.features(z, state).cpu().numpy(), deterministic=deterministic)
                 state, z, _, _ = wm.imagine_step(state, z, torch.as_tensor(actions, device=device), generator)
     model_rows = torch.cat([reconstructions, torch.stack(dreamed, dim=1)], dim=1).cpu().numpy()  # [R, T, H, W, ch]
 

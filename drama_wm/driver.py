@@ -7,8 +7,10 @@ let the behaviour learner learn in :class:`~drama_wm.DreamEnv` every ``behaviour
 
 from __future__ import annotations
 
+import logging
 import pickle
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -25,11 +27,16 @@ from drama_wm.envs.scores import human_normalized_score, is_atari_100k_game
 from drama_wm.latent_observation import LatentObservation
 from drama_wm.learners import BehaviourLearner
 from drama_wm.learners.actor_critic import ActorCritic, ActorCriticConfig
-from drama_wm.logger import RunLogger
+from drama_wm.logger import RunLogger, next_run_dir
+from drama_wm.observations import AdaptObservation, observation_adapter
 from drama_wm.replay import ReplayBuffer, SamplerConfig
-from drama_wm.world_model import WorldModel, WorldModelConfig
+from drama_wm.world_model import RecurrentState, WorldModel, WorldModelConfig
 
 EnvSpec = gym.Env | str | Callable[[], gym.Env]
+#: ``learn(callback=...)``: ``f(agent) -> bool | None``, a stable-baselines3 ``BaseCallback``, or a list of them
+LearnCallback = Callable[["Drama"], bool | None] | Any
+
+_log = logging.getLogger("drama_wm")
 
 
 @dataclass
@@ -144,7 +151,10 @@ class DramaConfig:
 
 
 def make_env(env: EnvSpec, seed: int | None = None) -> gym.Env:
-    """An env instance from an instance, a factory, or an id (ALE ids and Atari game names go through make_atari)."""
+    """An env instance from an instance, a factory, or an id (ALE ids and Atari game names go through make_atari).
+
+    ``"module:EnvId"`` imports ``module`` first (Gymnasium's ``gym.make`` convention), so envs it registers work.
+    """
     if isinstance(env, gym.Env):
         return env
     if callable(env):
@@ -152,11 +162,46 @@ def make_env(env: EnvSpec, seed: int | None = None) -> gym.Env:
     if isinstance(env, str):
         from drama_wm.envs import make_atari  # also registers drama_wm/GridWorld-v0 and drama_wm/Catch-v0
 
+        if ":" in env:
+            return gym.make(env)  # imports the module, then makes the id it registered
         # ALE ids, legacy NoFrameskip ids and bare game names ("Pong") get the Atari 100k protocol.
         if env.startswith("ALE/") or "NoFrameskip" in env or env not in gym.registry:
             return make_atari(env, seed=seed)
         return gym.make(env)
     raise TypeError(f"env must be a gymnasium.Env, an env id or a zero-argument factory, got {type(env).__name__}")
+
+
+def env_recipe(env: EnvSpec, instance: gym.Env | None = None) -> dict[str, Any] | None:
+    """How to build ``env`` again, for checkpoints: ``{"id": ...}`` for ids, ``{"make_atari": kwargs}`` for
+    :func:`~drama_wm.envs.make_atari` envs, ``{"gym_spec": json}`` for envs whose Gymnasium spec (including its
+    wrappers) can be made again; None when it cannot be rebuilt (then ``load`` and ``evaluate`` need ``env=``)."""
+    if isinstance(env, str):
+        return {"id": env}
+    instance = env if isinstance(env, gym.Env) else instance
+    if instance is None:
+        return None
+    atari = getattr(instance, "make_atari_args", None)
+    if isinstance(atari, dict):
+        return {"make_atari": dict(atari)}
+    try:
+        spec = instance.spec
+        return None if spec is None else {"gym_spec": spec.to_json()}
+    except Exception:  # wrappers without recorded arguments, entry points that are not import paths, ...
+        return None
+
+
+def make_env_from_recipe(recipe: dict[str, Any], seed: int | None = None) -> gym.Env:
+    """The env :func:`env_recipe` describes."""
+    if "id" in recipe:
+        return make_env(recipe["id"], seed)
+    if "make_atari" in recipe:
+        from drama_wm.envs import make_atari
+
+        args = dict(recipe["make_atari"])
+        return make_atari(args.pop("game"), seed=seed, **args)
+    if "gym_spec" in recipe:
+        return gym.make(gym.envs.registration.EnvSpec.from_json(recipe["gym_spec"]))
+    raise ValueError(f"unknown env recipe {recipe!r}: expected a key 'id', 'make_atari' or 'gym_spec'")
 
 
 class Drama:
@@ -169,7 +214,16 @@ class Drama:
         learner: "actor-critic" (built in) or any :class:`~drama_wm.learners.BehaviourLearner` instance.
         seed: seeds torch, the action sampler, the replay buffer, the env and the dreams.
         device: "auto" (CUDA when available), "cpu", "cuda", ...
-        logdir: TensorBoard events, ``scalars.csv`` and ``checkpoint.pt`` go here (nothing is written without it).
+        logdir: the run's folder: ``checkpoint.pt`` (written at the end of every ``learn()`` and every
+            ``config.checkpoint_every`` steps), TensorBoard events and ``scalars.csv``; later ``learn()`` calls and
+            resumed runs append to them (nothing is written without it).
+        tensorboard_log: stable-baselines3's convention: each ``learn()`` writes its scalars (TensorBoard events and
+            ``scalars.csv``) to a new folder ``<tensorboard_log>/<tb_log_name>_<n>``. No checkpoints go there.
+            With both set, scalars go to both.
+
+    Image observations that the world model does not take as they are (other sizes, grey frames without a channel
+    axis, channel-first frame stacks) are adapted in one place, :mod:`drama_wm.observations`, for training,
+    evaluation and ``predict`` alike; ``observation_adapter`` says how (None when nothing is adapted).
     """
 
     def __init__(
@@ -180,6 +234,7 @@ class Drama:
         seed: int | None = None,
         device: str | torch.device = "auto",
         logdir: str | Path | None = None,
+        tensorboard_log: str | Path | None = None,
     ) -> None:
         self.config = config = config or DramaConfig.xs()
         self.seed = seed
@@ -187,11 +242,17 @@ class Drama:
             torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else torch.device(device)
         )
         self.env_spec = env if isinstance(env, str) else None
-        # Atari 100k games also log the human-normalised score (paper Table 1's random and human scores).
-        self._atari_game = env if isinstance(env, str) and is_atari_100k_game(env) else None
         if seed is not None:
             torch.manual_seed(seed)
-        raw_env = make_env(env, seed)
+        real_env = make_env(env, seed)
+        self.env_recipe = env_recipe(env, real_env)
+        # Atari 100k games also log the human-normalised score (paper Table 1's random and human scores).
+        game = self.env_name
+        self._atari_game = game if game is not None and is_atari_100k_game(game) else None
+        self.observation_adapter = observation_adapter(real_env.observation_space, config.world_model.image_size)
+        if self.observation_adapter is not None:
+            _log.info("drama_wm: %s", self.observation_adapter.describe())
+        raw_env = self._adapt(real_env)
         self.world_model = WorldModel(raw_env.observation_space, raw_env.action_space, config.world_model).to(
             self.device
         )
@@ -215,8 +276,14 @@ class Drama:
         )
         self.learner.bind(self.dream)
         self.env = LatentObservation(raw_env, self.world_model, continue_on_life_loss=not config.life_loss_resets)
+        self._real_env = real_env  # what checkpoints pickle: the env as given, before any adaptation
         self.logdir = Path(logdir) if logdir is not None else None
+        self.tensorboard_log = Path(tensorboard_log) if tensorboard_log is not None else None
         self.logger = RunLogger(self.logdir)
+        self.run_dir: Path | None = None  #: the numbered folder of the last learn() under tensorboard_log
+        self._predict_generator = torch.Generator(device=self.device)
+        if seed is not None:
+            self._predict_generator.manual_seed(seed + 2)
         self.num_timesteps = 0
         self.episodes: list[dict[str, float]] = []  # finished real games: return, length, step
         self._rng = np.random.default_rng(seed)
@@ -228,18 +295,52 @@ class Drama:
         self._last_log = (time.perf_counter(), 0)  # (wall time, real steps) at the previous log row
 
     # ----------------------------------------------------------------------------------------------------------------
+    @property
+    def env_name(self) -> str | None:
+        """The env's id or game name (None for envs that cannot be rebuilt)."""
+        recipe = self.env_recipe or {}
+        if "id" in recipe:
+            return recipe["id"]
+        if "make_atari" in recipe:
+            return recipe["make_atari"]["game"]
+        if "gym_spec" in recipe:
+            return gym.envs.registration.EnvSpec.from_json(recipe["gym_spec"]).id
+        return None
+
+    def get_env(self) -> gym.Env:
+        """The real env Drama trains on, seen through the world model (what SB3 callbacks get as training_env)."""
+        return self.env
+
+    def get_vec_normalize_env(self) -> None:
+        """Drama normalises nothing (stable-baselines3's API, called by some of its callbacks)."""
+        return None
+
     def learn(
         self,
         total_timesteps: int,
-        callback: Callable[[Drama], bool | None] | None = None,
-        progress_bar: bool = True,
+        callback: LearnCallback = None,
+        progress_bar: bool = False,
+        tb_log_name: str = "Drama",
     ) -> Drama:
         """Run ``total_timesteps`` more real steps of Algorithm 1.
 
-        ``callback(self)`` is called after every real step; returning False stops training early.
+        Args:
+            total_timesteps: real environment steps to add to ``num_timesteps``.
+            callback: called after every real step. Either ``f(agent)``, whose False return stops training early,
+                or a stable-baselines3 ``BaseCallback`` (or a list of them, e.g. ``CheckpointCallback``,
+                ``EvalCallback``), whose ``on_step()`` returning False stops it. SB3 callbacks see this agent as
+                ``model`` (``save``, ``predict``, ``num_timesteps``, ``logger``) and ``locals`` with
+                ``total_timesteps``, ``rewards``, ``dones``, ``infos`` and ``new_obs`` of the step.
+            progress_bar: show a tqdm bar (warm-up and training as two phases).
+            tb_log_name: with ``tensorboard_log``, the scalars go to ``<tensorboard_log>/<tb_log_name>_<n>``.
         """
-        if not isinstance(total_timesteps, int) or total_timesteps < 0:
+        if isinstance(total_timesteps, bool) or not isinstance(total_timesteps, int) or total_timesteps < 0:
             raise ValueError(f"total_timesteps must be a non-negative int, got {total_timesteps!r}")
+        hooks = _CallbackHooks(self, callback)
+        if self.tensorboard_log is not None:
+            self.run_dir = next_run_dir(self.tensorboard_log, tb_log_name)
+            self.logger.close()
+            self.logger = RunLogger([*([self.logdir] if self.logdir is not None else []), self.run_dir])
         target = self.num_timesteps + total_timesteps
         # Random warm-up steps cost a fraction of a training step: they get their own bar phase, so the rate and
         # the ETA shown while training are those of training steps.
@@ -251,27 +352,29 @@ class Drama:
 
         in_warmup = self.num_timesteps < warmup_end
         bar = new_bar("warm-up", warmup_end) if in_warmup else new_bar("train", target)
+        hooks.start(total_timesteps)
         try:
             while self.num_timesteps < target:
                 if in_warmup and self.num_timesteps >= warmup_end:
                     in_warmup = False
                     bar.close()
                     bar = new_bar("train", target)
-                self._real_step()
+                step = self._real_step()
                 self._train()
                 bar.update(1)
                 if self.num_timesteps % self.config.log_every == 0:
                     self._log(bar)
                 if self.config.checkpoint_every and self.num_timesteps % self.config.checkpoint_every == 0:
                     self._checkpoint()
-                if callback is not None and callback(self) is False:
+                if hooks.step(step) is False:
                     break
         finally:
             bar.close()
+        hooks.end()
         self._checkpoint()
         return self
 
-    def _real_step(self) -> None:
+    def _real_step(self) -> dict[str, Any]:
         start = time.perf_counter()
         if self._features is None:
             self._features, _ = self.env.reset(seed=self.seed)
@@ -301,6 +404,15 @@ class Drama:
             self._first = self.env.episode_start
         self._features = features
         self._timers["env"] += time.perf_counter() - start
+        # The step as SB3 callbacks see it in ``locals`` (batched over one env, like a VecEnv's).
+        done = bool(terminated or truncated)
+        return {
+            "new_obs": features[None],
+            "rewards": np.array([float(reward)], np.float32),
+            "dones": np.array([done]),
+            "infos": [info],
+            "actions": np.array([action]),
+        }
 
     def _train(self) -> None:
         c = self.config
@@ -349,36 +461,95 @@ class Drama:
     def predict(
         self,
         observation: np.ndarray,
-        state: Any = None,
+        state: PredictState | None = None,
         episode_start: np.ndarray | None = None,
         deterministic: bool = False,
-    ) -> tuple[np.ndarray, None]:
-        """Actions for world-model features (observations of an env wrapped in :class:`LatentObservation`).
+    ) -> tuple[np.ndarray, PredictState]:
+        """Actions for raw observations of the real env, as stable-baselines3's recurrent policies take them.
 
-        Features carry the recurrent state already, so ``state`` is unused and returned as None (SB3's signature).
-        Shapes: observation [feature_dim] or [B, feature_dim] -> action [] or [B].
+        ``observation`` is one observation of the env Drama was built with, or a batch [B, ...] of them (a VecEnv's,
+        e.g. in ``evaluate_policy``); images are adapted as in training. The world model's recurrent state of each
+        row comes back as ``state``: pass it with the next observations, and ``episode_start`` [B] (True where an
+        episode begins: that row starts afresh). ``state=None`` starts every row afresh. Returns (action [] or [B],
+        state). To act on world-model features (an env wrapped in :class:`LatentObservation`, or DreamEnv's
+        observations), use :meth:`predict_features`.
         """
-        obs = np.asarray(observation, dtype=np.float32)
-        dim = self.world_model.config.feature_dim
-        if obs.shape[-1] != dim or obs.ndim not in (1, 2):
+        obs = np.asarray(observation)
+        raw_shape = tuple(self._real_env.observation_space.shape)
+        if obs.shape == raw_shape:
+            single, batch = True, obs[None]
+        elif obs.shape[1:] == raw_shape:
+            single, batch = False, obs
+        else:
+            hint = ""
+            if obs.shape[-1:] == (self.world_model.config.feature_dim,):
+                hint = "; for world-model features (LatentObservation's) call predict_features"
             raise ValueError(
-                f"observation must be features of shape [{dim}] or [B, {dim}], got {obs.shape}; "
-                "wrap the real env in LatentObservation"
+                f"observation must be one observation of the env, shape {raw_shape}, or a batch [B, *{raw_shape}], "
+                f"got {obs.shape}{hint}"
+            )
+        if self.observation_adapter is not None:
+            batch = self.observation_adapter.batch(batch)
+        n, wm = len(batch), self.world_model
+        if state is not None and (not isinstance(state, PredictState) or state.batch_size != n):
+            raise ValueError(
+                f"state must be the PredictState that predict returned for a batch of {n} observations, or None; got "
+                f"{getattr(state, 'batch_size', type(state).__name__)} rows"
+            )
+        with torch.no_grad():
+            fresh = wm.initial_state(n, self.device)
+            if state is None:
+                recurrent = fresh
+            else:
+                recurrent = wm.advance(state.recurrent, state.z, state.action)
+                if episode_start is not None:
+                    starts = torch.as_tensor(np.asarray(episode_start, dtype=bool).reshape(n), device=self.device)
+                    recurrent = recurrent.merge(starts, fresh)
+            z = wm.encode(torch.as_tensor(batch, device=self.device), sample=True, generator=self._predict_generator)
+            features = wm.features(z, recurrent).float().cpu().numpy()
+        actions = self.learner.act(features, deterministic=deterministic)
+        taken = torch.as_tensor(np.asarray(actions).reshape(n), device=self.device).long()
+        return (actions[0] if single else actions), PredictState(recurrent, z, taken)
+
+    def predict_features(self, features: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        """Actions for world-model features [z_t, d_{t-1}]: observations of an env wrapped in
+        :class:`LatentObservation` or of :class:`DreamEnv`. They carry the recurrent state already.
+        Shapes: [feature_dim] -> action [], [B, feature_dim] -> [B]."""
+        obs = np.asarray(features, dtype=np.float32)
+        dim = self.world_model.config.feature_dim
+        if obs.shape[-1:] != (dim,) or obs.ndim not in (1, 2):
+            raise ValueError(
+                f"features must have shape [{dim}] or [B, {dim}], got {obs.shape}; for raw observations of the env "
+                "call predict"
             )
         actions = self.learner.act(obs.reshape(-1, dim), deterministic=deterministic)
-        return (actions[0] if obs.ndim == 1 else actions), None
+        return actions[0] if obs.ndim == 1 else actions
+
+    def _adapt(self, env: gym.Env) -> gym.Env:
+        """``env`` with the observation adaptation this agent was built with (see :mod:`drama_wm.observations`)."""
+        adapter = observation_adapter(env.observation_space, self.config.world_model.image_size)
+        if adapter != self.observation_adapter:
+            trained = self.observation_adapter.describe() if self.observation_adapter else "used as they are"
+            raise ValueError(
+                f"the env's observations {env.observation_space} differ from those the agent was built with "
+                f"({trained}): pass an env with the same observations"
+            )
+        return env if adapter is None else AdaptObservation(env, adapter)
 
     def evaluate(self, n_episodes: int = 10, deterministic: bool = False, env: EnvSpec | None = None) -> dict[str, Any]:
         """Play ``n_episodes`` whole games in a fresh env and return their returns (Atari: all lives per game).
 
-        The env defaults to a new one made from the id Drama was created with; pass ``env`` otherwise.
+        The env defaults to a new one built like the training env (from its id, its ``make_atari`` arguments or
+        its Gymnasium spec); pass ``env`` (an instance or factory) when it cannot be rebuilt.
         """
-        if env is None and self.env_spec is None:
-            raise ValueError("Drama was built from an env instance: pass env= (a fresh env or factory) to evaluate")
+        if env is None and self.env_recipe is None:
+            raise ValueError(
+                "Drama cannot rebuild its env (built from an instance without a Gymnasium spec, or from a factory): "
+                "pass env= (a fresh env or factory) to evaluate"
+            )
+        fresh = make_env(env) if env is not None else make_env_from_recipe(self.env_recipe or {})
         wrapped = LatentObservation(
-            make_env(env if env is not None else self.env_spec),
-            self.world_model,
-            continue_on_life_loss=not self.config.life_loss_resets,
+            self._adapt(fresh), self.world_model, continue_on_life_loss=not self.config.life_loss_resets
         )
         returns: list[float] = []
         features, _ = wrapped.reset(seed=None if self.seed is None else self.seed + 10_000)
@@ -397,11 +568,18 @@ class Drama:
 
     # ----------------------------------------------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Write a checkpoint of everything that shapes behaviour, atomically (temp file + rename)."""
+        """Write a checkpoint of everything that shapes behaviour, atomically (temp file + rename).
+
+        A path without a suffix gets ``.pt`` (as stable-baselines3 adds ``.zip``; ``EvalCallback`` saves
+        ``best_model`` so); returns the path written.
+        """
+        path = _with_suffix(path)
         state = {
             "format": "drama_wm",
             "config": self.config.to_dict(),
             "env_spec": self.env_spec,
+            "env_recipe": self.env_recipe,
+            "observation_adapter": None if self.observation_adapter is None else self.observation_adapter.to_dict(),
             "seed": self.seed,
             "learner_name": self.learner_name,
             "world_model": self.world_model.training_state(),
@@ -409,7 +587,7 @@ class Drama:
             "replay": self.replay.state_dict() if self.config.checkpoint_replay else None,
             "dream": self.dream.state_dict(),
             "acting": self.env.state_dict(),
-            "env_pickle": _try_pickle(self.env.env),
+            "env_pickle": _try_pickle(self._real_env),
             "driver": {
                 "num_timesteps": self.num_timesteps,
                 "episodes": self.episodes,
@@ -431,25 +609,45 @@ class Drama:
         device: str | torch.device = "auto",
         learner: BehaviourLearner | None = None,
         logdir: str | Path | None = None,
+        tensorboard_log: str | Path | None = None,
     ) -> Drama:
         """Restore a saved agent. The env defaults to the pickled env of the checkpoint (exact continuation) or a
-        fresh one from the saved id; external learners must be passed as ``learner`` (an unbound instance)."""
-        state = checkpoint.load(path)
+        fresh one rebuilt from the checkpoint (its id, ``make_atari`` arguments or Gymnasium spec); ``env`` is needed
+        only when neither exists. External learners must be passed as ``learner`` (an unbound instance)."""
+        path = Path(path)
+        state = checkpoint.load(path if path.exists() else _with_suffix(path))
         if state["learner_name"] != "actor-critic" and learner is None:
             raise ValueError(f"checkpoint was trained with learner {state['learner_name']!r}: pass learner=")
+        recipe = state.get("env_recipe") or ({"id": state["env_spec"]} if state["env_spec"] is not None else None)
         restored_env = env if env is not None else _unpickle(state["env_pickle"])
-        if restored_env is None and state["env_spec"] is None:
-            raise ValueError("the checkpoint's env could not be restored: pass env=")
+        if restored_env is None:
+            if recipe is None:
+                raise ValueError(
+                    "the checkpoint's env can be neither unpickled nor rebuilt (it was not made from an id, "
+                    "make_atari or a Gymnasium spec): pass env="
+                )
+            restored_env = make_env_from_recipe(recipe)
         config = DramaConfig.from_dict(state["config"])
         agent = cls(
-            restored_env if restored_env is not None else state["env_spec"],
+            restored_env,
             config,
             learner if learner is not None else "actor-critic",
             seed=None,
             device=device,
             logdir=logdir,
+            tensorboard_log=tensorboard_log,
         )
+        saved_view = state.get("observation_adapter", "absent")  # checkpoints before adapters lack the key
+        view = None if agent.observation_adapter is None else agent.observation_adapter.to_dict()
+        if saved_view != "absent" and saved_view != view:
+            raise ValueError(
+                f"the env's observations are adapted as {view}, but the checkpoint was trained on {saved_view}: "
+                "pass an env with the observations it was trained on"
+            )
         agent.seed, agent.env_spec = state["seed"], state["env_spec"]
+        agent.env_recipe = recipe if recipe is not None else agent.env_recipe
+        game = agent.env_name
+        agent._atari_game = game if game is not None and is_atari_100k_game(game) else None
         agent.world_model.load_training_state(state["world_model"])
         agent.learner.load_state_dict(state["learner"])
         if state["replay"] is not None:
@@ -469,6 +667,67 @@ class Drama:
         return agent
 
 
+@dataclass
+class PredictState:
+    """What :meth:`Drama.predict` carries between calls for B rows: the world model's recurrent state after the
+    last observation, its latent z and the action taken (the next call advances the backbone on them)."""
+
+    recurrent: RecurrentState
+    z: torch.Tensor
+    action: torch.Tensor
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.z.shape[0])
+
+
+class _CallbackHooks:
+    """Runs ``learn()``'s callback: a plain ``f(agent)`` or stable-baselines3 callbacks (imported only then)."""
+
+    def __init__(self, agent: Drama, callback: LearnCallback) -> None:
+        self.agent = agent
+        self.plain: Callable[[Drama], bool | None] | None = None
+        self.sb3: Any = None
+        self.locals: dict[str, Any] = {}
+        if callback is None:
+            return
+        if isinstance(callback, list) or (hasattr(callback, "init_callback") and hasattr(callback, "on_step")):
+            from stable_baselines3.common.callbacks import CallbackList
+
+            self.sb3 = CallbackList(callback) if isinstance(callback, list) else callback
+            with warnings.catch_warnings():
+                # EvalCallback warns when the eval env's type differs from the training env's; Drama trains on one
+                # LatentObservation-wrapped env, so it always differs, by design.
+                warnings.filterwarnings("ignore", message="Training and eval env are not of the same type")
+                self.sb3.init_callback(agent)
+        elif callable(callback):
+            self.plain = callback
+        else:
+            raise TypeError(
+                "callback must be a function f(agent) -> bool | None, a stable_baselines3 BaseCallback or a list of "
+                f"them, got {type(callback).__name__}"
+            )
+
+    def start(self, total_timesteps: int) -> None:
+        if self.sb3 is not None:
+            self.locals = {"self": self.agent, "total_timesteps": total_timesteps, "callback": self.sb3}
+            self.sb3.on_training_start(self.locals, {})
+            self.sb3.on_rollout_start()
+
+    def step(self, step: dict[str, Any]) -> bool | None:
+        if self.plain is not None:
+            return self.plain(self.agent)
+        if self.sb3 is not None:
+            self.sb3.update_locals(step)
+            return bool(self.sb3.on_step())
+        return None
+
+    def end(self) -> None:
+        if self.sb3 is not None:
+            self.sb3.on_rollout_end()
+            self.sb3.on_training_end()
+
+
 def _resolve_learner(learner: str | BehaviourLearner, config: DramaConfig) -> tuple[str, BehaviourLearner]:
     if learner == "actor-critic":
         return "actor-critic", ActorCritic(config.actor_critic)
@@ -480,6 +739,11 @@ def _resolve_learner(learner: str | BehaviourLearner, config: DramaConfig) -> tu
     if not isinstance(learner, BehaviourLearner):
         raise TypeError(f"learner must implement drama_wm.learners.BehaviourLearner, got {type(learner).__name__}")
     return type(learner).__name__, learner
+
+
+def _with_suffix(path: str | Path) -> Path:
+    path = Path(path)
+    return path if path.suffix else path.with_suffix(".pt")
 
 
 def _try_pickle(env: gym.Env) -> bytes | None:
@@ -494,4 +758,4 @@ def _unpickle(blob: bytes | None) -> gym.Env | None:
     return pickle.loads(blob) if blob is not None else None
 
 
-__all__ = ["Drama", "DramaConfig", "make_env"]
+__all__ = ["Drama", "DramaConfig", "PredictState", "env_recipe", "make_env", "make_env_from_recipe"]

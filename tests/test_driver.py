@@ -248,15 +248,16 @@ def test_evaluate_reports_whole_games():
     assert result["returns"] == [12.0, 12.0, 12.0] and result["mean"] == 12.0 and result["std"] == 0.0
 
 
-def test_predict_validates_features():
+def test_predict_features_validates_shapes():
     agent = Drama("CartPole-v1", DramaConfig.tiny(), seed=0)
     features = np.zeros((5, agent.world_model.config.feature_dim), np.float32)
-    actions, state = agent.predict(features, deterministic=True)
-    assert actions.shape == (5,) and state is None
-    single, _ = agent.predict(features[0])
-    assert np.ndim(single) == 0
-    with pytest.raises(ValueError, match="LatentObservation"):
-        agent.predict(np.zeros(4, np.float32))
+    actions = agent.predict_features(features, deterministic=True)
+    assert actions.shape == (5,)
+    assert np.ndim(agent.predict_features(features[0])) == 0
+    with pytest.raises(ValueError, match="call predict"):
+        agent.predict_features(np.zeros(4, np.float32))
+    with pytest.raises(ValueError, match="predict_features"):
+        agent.predict(features)
 
 
 def test_bad_arguments():

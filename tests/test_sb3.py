@@ -392,7 +392,7 @@ def test_drama_round_trip_with_ppo(tmp_path):
     assert loaded.learner.model.num_timesteps == agent.learner.model.num_timesteps
     features = np.random.default_rng(0).normal(size=(16, WorldModelConfig.tiny().feature_dim)).astype(np.float32)
     np.testing.assert_array_equal(
-        loaded.predict(features, deterministic=True)[0], agent.predict(features, deterministic=True)[0]
+        loaded.predict_features(features, deterministic=True), agent.predict_features(features, deterministic=True)
     )
     result = loaded.evaluate(n_episodes=1, deterministic=True)
     assert result["returns"][0] >= 1

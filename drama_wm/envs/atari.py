@@ -238,4 +238,7 @@ def make_atari(game: str, seed: int | None = None, **overrides: Any) -> gym.Env:
     env = MaxPoolSkip(env, cfg["frame_skip"])
     env = ResizeObservation(env, (cfg["size"], cfg["size"]))
     env = LifeLossTermination(env, cfg["terminal_on_life_loss"])
-    return SeedOnFirstReset(env, seed)
+    env = SeedOnFirstReset(env, seed)
+    # How to build this env again (Drama stores it in checkpoints, so a loaded agent needs no env=).
+    env.make_atari_args = {"game": game, **overrides}
+    return env
