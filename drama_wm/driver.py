@@ -220,6 +220,7 @@ class Drama:
         tensorboard_log: stable-baselines3's convention: each ``learn()`` writes its scalars (TensorBoard events and
             ``scalars.csv``) to a new folder ``<tensorboard_log>/<tb_log_name>_<n>``. No checkpoints go there.
             With both set, scalars go to both.
+        verbose: 0 prints nothing; 1 prints the observation adaptation (if any) and a line per log row.
 
     Image observations that the world model does not take as they are (other sizes, grey frames without a channel
     axis, channel-first frame stacks) are adapted in one place, :mod:`drama_wm.observations`, for training,
@@ -235,6 +236,7 @@ class Drama:
         device: str | torch.device = "auto",
         logdir: str | Path | None = None,
         tensorboard_log: str | Path | None = None,
+        verbose: int = 0,
     ) -> None:
         self.config = config = config or DramaConfig.xs()
         self.seed = seed
@@ -252,6 +254,8 @@ class Drama:
         self.observation_adapter = observation_adapter(real_env.observation_space, config.world_model.image_size)
         if self.observation_adapter is not None:
             _log.info("drama_wm: %s", self.observation_adapter.describe())
+            if verbose >= 1:
+                print(f"drama_wm: {self.observation_adapter.describe()}")
         raw_env = self._adapt(real_env)
         self.world_model = WorldModel(raw_env.observation_space, raw_env.action_space, config.world_model).to(
             self.device
@@ -285,6 +289,8 @@ class Drama:
         if seed is not None:
             self._predict_generator.manual_seed(seed + 2)
         self.num_timesteps = 0
+        self._steps_before_reset = 0  # steps taken before learn(reset_num_timesteps=True) restarted the count
+        self.verbose = verbose
         self.episodes: list[dict[str, float]] = []  # finished real games: return, length, step
         self._rng = np.random.default_rng(seed)
         self._features: np.ndarray | None = None  # the real env is reset lazily, so load() can restore an episode
@@ -307,6 +313,42 @@ class Drama:
             return gym.envs.registration.EnvSpec.from_json(recipe["gym_spec"]).id
         return None
 
+    @property
+    def _schedule_step(self) -> int:
+        """Real steps ever taken: what Algorithm 1's warm-up and update intervals count."""
+        return self._steps_before_reset + self.num_timesteps
+
+    def set_env(self, env: EnvSpec) -> None:
+        """Train on ``env`` from now on (its observations must match the agent's); its first episode starts at the
+        next ``learn()`` step. ``evaluate`` and checkpoints then rebuild this env."""
+        real_env = make_env(env, self.seed)
+        acting = LatentObservation(
+            self._adapt(real_env), self.world_model, continue_on_life_loss=not self.config.life_loss_resets
+        )  # checks the spaces before anything changes
+        self.env.close()
+        self.env = acting
+        self._real_env = real_env
+        self.env_spec = env if isinstance(env, str) else None
+        self.env_recipe = env_recipe(env, real_env)
+        self._features, self._first, self._episode_return = None, True, 0.0
+
+    def get_parameters(self) -> dict[str, dict[str, Any]]:
+        """The networks' and optimisers' states by component: ``{"world_model": ..., "learner": ...}``."""
+        return {"world_model": self.world_model.training_state(), "learner": self.learner.state_dict()}
+
+    def set_parameters(self, load_path_or_dict: str | Path | dict[str, dict[str, Any]]) -> None:
+        """Load :meth:`get_parameters` output, or the parameters of a checkpoint file, into this agent."""
+        params = load_path_or_dict
+        if not isinstance(params, dict):
+            params = checkpoint.load(_with_suffix(params))
+        missing = {"world_model", "learner"} - set(params)
+        if missing:
+            raise ValueError(
+                f"parameters need the keys 'world_model' and 'learner' (as get_parameters() returns), missing {missing}"
+            )
+        self.world_model.load_training_state(params["world_model"])
+        self.learner.load_state_dict(params["learner"])
+
     def get_env(self) -> gym.Env:
         """The real env Drama trains on, seen through the world model (what SB3 callbacks get as training_env)."""
         return self.env
@@ -321,6 +363,7 @@ class Drama:
         callback: LearnCallback = None,
         progress_bar: bool = False,
         tb_log_name: str = "Drama",
+        reset_num_timesteps: bool = False,
     ) -> Drama:
         """Run ``total_timesteps`` more real steps of Algorithm 1.
 
@@ -333,10 +376,17 @@ class Drama:
                 ``total_timesteps``, ``rewards``, ``dones``, ``infos`` and ``new_obs`` of the step.
             progress_bar: show a tqdm bar (warm-up and training as two phases).
             tb_log_name: with ``tensorboard_log``, the scalars go to ``<tensorboard_log>/<tb_log_name>_<n>``.
+            reset_num_timesteps: start ``num_timesteps`` (what logs, callbacks and checkpoint names count) from 0,
+                as stable-baselines3 does by default. Drama's default is False, to continue counting: the schedule
+                of Algorithm 1 (warm-up, update intervals) counts every step ever taken either way, so a reset
+                never brings back random warm-up actions.
         """
         if isinstance(total_timesteps, bool) or not isinstance(total_timesteps, int) or total_timesteps < 0:
             raise ValueError(f"total_timesteps must be a non-negative int, got {total_timesteps!r}")
         hooks = _CallbackHooks(self, callback)
+        if reset_num_timesteps:
+            self._steps_before_reset += self.num_timesteps
+            self.num_timesteps = 0
         if self.tensorboard_log is not None:
             self.run_dir = next_run_dir(self.tensorboard_log, tb_log_name)
             self.logger.close()
@@ -344,7 +394,7 @@ class Drama:
         target = self.num_timesteps + total_timesteps
         # Random warm-up steps cost a fraction of a training step: they get their own bar phase, so the rate and
         # the ETA shown while training are those of training steps.
-        warmup_end = min(target, max(self.num_timesteps, self.config.warmup_steps))
+        warmup_end = min(target, self.num_timesteps + max(0, self.config.warmup_steps - self._schedule_step))
 
         def new_bar(desc: str, end: int) -> tqdm:
             total = end - self.num_timesteps
@@ -380,7 +430,7 @@ class Drama:
             self._features, _ = self.env.reset(seed=self.seed)
             self._first = self.env.episode_start
         raw_obs = self.env.raw_observation
-        if self.num_timesteps < self.config.warmup_steps:
+        if self._schedule_step < self.config.warmup_steps:
             action = int(self._rng.integers(self.world_model.n_actions))
         else:
             action = int(self.learner.act(self._features[None], deterministic=False)[0])
@@ -416,7 +466,7 @@ class Drama:
 
     def _train(self) -> None:
         c = self.config
-        since_warmup = self.num_timesteps - c.warmup_steps
+        since_warmup = self._schedule_step - c.warmup_steps
         if since_warmup < 0 or not self._can_train():
             return
         if since_warmup % c.world_model_every == 0:
@@ -448,6 +498,10 @@ class Drama:
         scalars["time/steps_per_second"] = (steps - self._last_log[1]) / max(now - self._last_log[0], 1e-9)
         self._last_log = (now, steps)
         self.logger.log(self.num_timesteps, scalars)
+        if self.verbose >= 1:
+            keep = ("episode/", "wm/loss", "time/steps_per_second")
+            shown = {k: v for k, v in scalars.items() if k.startswith(keep)}
+            print(f"step {self.num_timesteps}: " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(shown.items())))
         if self.episodes:
             recent = np.mean([e["return"] for e in self.episodes[-5:]])
             bar.set_postfix(return5=f"{recent:.1f}", episodes=len(self.episodes))
@@ -590,6 +644,7 @@ class Drama:
             "env_pickle": _try_pickle(self._real_env),
             "driver": {
                 "num_timesteps": self.num_timesteps,
+                "steps_before_reset": self._steps_before_reset,
                 "episodes": self.episodes,
                 "features": self._features,
                 "first": self._first,
@@ -655,6 +710,7 @@ class Drama:
         agent.dream.load_state_dict(state["dream"])
         driver = state["driver"]
         agent.num_timesteps, agent.episodes = driver["num_timesteps"], driver["episodes"]
+        agent._steps_before_reset = driver.get("steps_before_reset", 0)
         agent._timers = driver["timers"]
         agent._rng.bit_generator.state = driver["rng"]
         if state["env_pickle"] is not None and env is None:

@@ -229,3 +229,40 @@ def test_single_dream_env_passes_gymnasium_check_env():
     assert all("infinity" in m for m in messages), messages
     made = gym.make(single.spec, render_mode=None)
     assert made.unwrapped.render_mode is None and made.reset(seed=0)[0].shape == single.observation_space.shape
+
+
+# ------------------------------------------------------------------------------------------------- SB3 names
+def test_reset_num_timesteps_keeps_training_after_warmup():
+    """After a counter reset, each step still updates the world model (no second random warm-up)."""
+    agent = Drama("CartPole-v1", tiny(warmup_steps=16), seed=0)
+    agent.learn(20)
+    before = agent.world_model.state_dict()["prior_head.weight"].clone()
+    agent.learn(3, reset_num_timesteps=True)
+    assert agent.num_timesteps == 3 and agent._schedule_step == 23
+    assert not torch.equal(before, agent.world_model.state_dict()["prior_head.weight"])
+
+
+def test_set_env_get_env_and_parameters(tmp_path: Path):
+    agent = Drama("CartPole-v1", tiny(), seed=0)
+    agent.learn(20)
+    other = Drama("CartPole-v1", tiny(), seed=1)
+    other.set_parameters(agent.get_parameters())
+    for name, value in agent.world_model.state_dict().items():
+        torch.testing.assert_close(other.world_model.state_dict()[name], value)
+    other.set_parameters(agent.save(tmp_path / "a"))  # a checkpoint file works too (".pt" added)
+    with pytest.raises(ValueError, match="get_parameters"):
+        other.set_parameters({"world_model": {}})
+    agent.set_env(gym.make("CartPole-v1", max_episode_steps=7))
+    assert agent.get_env().env.spec.max_episode_steps == 7
+    agent.learn(20)
+    assert max(e["return"] for e in agent.episodes[-2:]) <= 7  # the new env was trained on
+    with pytest.raises(ValueError, match="differ from the world model"):
+        agent.set_env(gym.make("Acrobot-v1"))
+    assert agent.get_env().env.spec.max_episode_steps == 7  # unchanged after the refused env
+
+
+def test_verbose_prints_log_rows(capsys: pytest.CaptureFixture[str]):
+    Drama("CartPole-v1", tiny(log_every=10), seed=0).learn(10)
+    assert capsys.readouterr().out == ""
+    Drama("CartPole-v1", tiny(log_every=10), seed=0, verbose=1).learn(10)
+    assert "step 10:" in capsys.readouterr().out
