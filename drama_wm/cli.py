@@ -15,6 +15,7 @@ import argparse
 import csv
 import importlib.util
 import itertools
+import os
 import signal
 import sys
 import threading
@@ -42,12 +43,28 @@ DEMO_TARGET = 475.0
 #: The demo evaluates DEMO_EVAL_EPISODES deterministic episodes every DEMO_EVAL_EVERY real steps.
 DEMO_EVAL_EVERY = 500
 DEMO_EVAL_EPISODES = 20
+#: Settings of a new ``drama-wm train`` run when their flags are not given (a resumed run takes the checkpoint's).
+TRAIN_DEFAULTS: dict[str, Any] = {
+    "env": "ALE/Pong-v5",
+    "preset": "xs",
+    "sampler": "dfs",
+    "backbone": "mamba2",
+    "learner": "actor-critic",
+    "seed": 0,
+}
 #: Name under which Drama records the stable-baselines3 learner in checkpoints (the learner's class name).
 _SB3_LEARNER_NAME = "SB3Learner"
 
 
 # ------------------------------------------------------------------------------------------------------------------
 # Argument parsing
+def _version() -> str:
+    """The installed package's version (without importing torch)."""
+    from drama_wm import __version__
+
+    return __version__
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors: ``drama-wm train: error: <message> (see drama-wm train --help)``."""
 
@@ -108,34 +125,51 @@ def build_parser() -> argparse.ArgumentParser:
         description="Drama (ICLR 2025): a Mamba-2 world model for sample-efficient model-based RL.",
         formatter_class=_Formatter,
     )
+    parser.add_argument("--version", action="version", version=f"drama-wm {_version()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     train = commands.add_parser(
         "train",
         help="train an agent (paper Algorithm 1)",
         description="Train a Drama agent. Writes TensorBoard events, scalars.csv and checkpoint.pt to --logdir.\n"
-        "Press Ctrl-C once to stop after the current step with a checkpoint (continue with --resume).",
+        "Press Ctrl-C once to stop after the current step with a checkpoint (continue with --resume).\n"
+        "With --resume, --env, --preset, --sampler, --backbone, --learner and --seed come from the checkpoint;\n"
+        "any of them given must agree with it.",
         formatter_class=_Formatter,
     )
-    train.add_argument("--env", default="ALE/Pong-v5", help="Gymnasium id or Atari game name (Atari 100k protocol)")
-    train.add_argument("--preset", choices=PRESETS, default="xs", help="DramaConfig preset")
+    train.add_argument(
+        "--env",
+        default=None,
+        help="Gymnasium id, Atari game name (Atari 100k protocol), or module:EnvId to import module first "
+        f"(default: {TRAIN_DEFAULTS['env']})",
+    )
+    train.add_argument(
+        "--preset", choices=PRESETS, default=None, help=f"DramaConfig preset (default: {TRAIN_DEFAULTS['preset']})"
+    )
     train.add_argument("--steps", type=_positive_int, default=100_000, metavar="N", help="total real environment steps")
     train.add_argument(
-        "--sampler", choices=SAMPLERS, default="dfs", help="replay sampler: DFS (Sec. 2.4) or the uniform ablation"
+        "--sampler",
+        choices=SAMPLERS,
+        default=None,
+        help="replay sampler: DFS (Sec. 2.4) or the uniform ablation (default: dfs)",
     )
     train.add_argument(
         "--backbone",
         choices=BACKBONES,
-        default="mamba2",
-        help="sequence model; the preset's Mamba-2 keywords (backbone_kwargs) are dropped for the others",
+        default=None,
+        help="sequence model; the preset's Mamba-2 keywords (backbone_kwargs) are dropped for the others "
+        "(default: mamba2)",
     )
     train.add_argument(
         "--learner",
         choices=LEARNERS,
-        default="actor-critic",
-        help="behaviour learner: the built-in actor-critic, or stable-baselines3 PPO (pip install drama-wm[sb3])",
+        default=None,
+        help="behaviour learner: the built-in actor-critic, or stable-baselines3 PPO (pip install 'drama-wm[sb3]') "
+        "(default: actor-critic)",
     )
-    train.add_argument("--seed", type=int, default=0, help="seed of the env, networks, replay and dreams")
+    train.add_argument(
+        "--seed", type=int, default=None, help="seed of the env, networks, replay and dreams (default: 0)"
+    )
     train.add_argument("--logdir", default=None, help="output folder (default: runs/<env-name>-<preset>-<seed>)")
     train.add_argument("--resume", action="store_true", help="continue LOGDIR/checkpoint.pt up to --steps total steps")
     train.add_argument("--device", type=_device, default="auto", help="'auto' (CUDA when available), 'cpu', 'cuda'")
@@ -220,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.run(args)
-    except (ValueError, TypeError, FileNotFoundError, gym.error.Error) as err:
+    except (ValueError, TypeError, OSError, gym.error.Error) as err:  # OSError: file-system errors, one line too
         print(f"drama-wm: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -268,7 +302,7 @@ def _sb3_learner() -> BehaviourLearner:
         # The integration re-raises SB3's ModuleNotFoundError with its own message: look down the chain for it.
         missing = {getattr(e, "name", None) for e in (err, err.__cause__, err.__context__) if e is not None}
         if any(name and name.split(".")[0] == "stable_baselines3" for name in missing):
-            raise ValueError("--learner sb3-ppo needs stable-baselines3: pip install drama-wm[sb3]") from None
+            raise ValueError('--learner sb3-ppo needs stable-baselines3: pip install "drama-wm[sb3]"') from None
         raise
 
 
@@ -279,23 +313,35 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     # A process-wide torch switch, so it belongs to the application (this CLI), not to the library.
     torch.backends.cuda.matmul.allow_tf32 = args.tf32
-    config = make_config(args.preset, args.sampler, args.backbone, args.checkpoint_every)
-    logdir = Path(args.logdir) if args.logdir is not None else default_logdir(args.env, args.preset, args.seed)
+    given = {name: getattr(args, name) for name in TRAIN_DEFAULTS if getattr(args, name) is not None}
+    settings = {**TRAIN_DEFAULTS, **given}
+    if args.logdir is not None:
+        logdir = Path(args.logdir)
+    else:
+        logdir = default_logdir(settings["env"], settings["preset"], settings["seed"])
+    check_output_dir(logdir, "--logdir")  # before any slow import or model construction
     path = logdir / "checkpoint.pt"
     if args.resume:
         if not path.is_file():
             raise FileNotFoundError(f"--resume: no checkpoint at {path}")
         agent = load_agent(path, args.device, logdir=logdir)  # with the learner the checkpoint was trained with
-        _check_resume_matches(agent, args, config)
+        settings = _check_resume_matches(agent, given, args.checkpoint_every)
         agent.config.checkpoint_every = args.checkpoint_every  # the one setting a resumed run may change
     else:
         if path.exists():
             raise ValueError(f"{path} exists: pass --resume to continue that run, or choose another --logdir")
-        learner: str | BehaviourLearner = _sb3_learner() if args.learner == "sb3-ppo" else "actor-critic"
-        agent = Drama(args.env, config, learner, seed=args.seed, device=args.device, logdir=logdir)
+        config = make_config(settings["preset"], settings["sampler"], settings["backbone"], args.checkpoint_every)
+        learner: str | BehaviourLearner = _sb3_learner() if settings["learner"] == "sb3-ppo" else "actor-critic"
+        agent = Drama(settings["env"], config, learner, seed=settings["seed"], device=args.device, logdir=logdir)
+    args.env = settings["env"]
+    if agent.observation_adapter is not None:
+        print(f"adapting {agent.observation_adapter.describe()}")
+    print(
+        f"training {settings['env']} ({settings['preset'] or 'custom config'}, {settings['sampler']}, "
+        f"{settings['backbone']}, {settings['learner']}) on {agent.device}"
+    )
     start_steps = agent.num_timesteps
     remaining = max(0, args.steps - start_steps)
-    print(f"training {args.env} ({args.preset}, {args.sampler}, {args.backbone}, {args.learner}) on {agent.device}")
     if args.resume:
         print(f"resuming {path} at step {start_steps}: {remaining} steps to go")
     started = time.perf_counter()
@@ -315,23 +361,56 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_resume_matches(agent: Drama, args: argparse.Namespace, config: DramaConfig) -> None:
-    """A resumed run continues the checkpoint's run: flags that would change it are an error, not ignored."""
-    saved_learner = "sb3-ppo" if agent.learner_name == _SB3_LEARNER_NAME else agent.learner_name
-    saved = replace(agent.config, checkpoint_every=config.checkpoint_every)
+def preset_of(config: DramaConfig) -> str | None:
+    """The preset whose configuration ``config`` is (with its sampler, backbone and checkpoint interval), or None."""
+    for preset in PRESETS:
+        if make_config(preset, config.sampler.kind, config.world_model.backbone, config.checkpoint_every) == config:
+            return preset
+    return None
+
+
+def _check_resume_matches(agent: Drama, given: dict[str, Any], checkpoint_every: int) -> dict[str, Any]:
+    """The settings of the checkpoint's run; flags given that would change the run are an error, not ignored."""
+    config = agent.config
+    saved = {
+        "env": agent.env_spec or agent.env_name,
+        "preset": preset_of(config),
+        "sampler": config.sampler.kind,
+        "backbone": config.world_model.backbone,
+        "learner": "sb3-ppo" if agent.learner_name == _SB3_LEARNER_NAME else agent.learner_name,
+        "seed": agent.seed,
+    }
     differences = [
-        f"{flag} {mine!r} (checkpoint: {theirs!r})"
-        for flag, mine, theirs in (
-            ("--env", args.env, agent.env_spec),
-            ("--seed", args.seed, agent.seed),
-            ("--learner", args.learner, saved_learner),
-        )
-        if mine != theirs
+        f"--{flag} {given[flag]!r} (checkpoint: {saved[flag]!r})"
+        for flag in ("env", "seed", "learner")
+        if flag in given and given[flag] != saved[flag]
     ]
-    if saved != config:
-        differences.append("--preset/--sampler/--backbone give another configuration than the checkpoint's")
+    if any(flag in given for flag in ("preset", "sampler", "backbone")):
+        wanted = {flag: given.get(flag, saved[flag]) for flag in ("preset", "sampler", "backbone")}
+        if wanted["preset"] is None:  # the checkpoint's config is no preset: only sampler/backbone can be compared
+            mismatch = (wanted["sampler"], wanted["backbone"]) != (saved["sampler"], saved["backbone"])
+        else:
+            mine = make_config(wanted["preset"], wanted["sampler"], wanted["backbone"], checkpoint_every)
+            mismatch = mine != replace(config, checkpoint_every=checkpoint_every)
+        if mismatch:
+            differences.append("--preset/--sampler/--backbone give another configuration than the checkpoint's")
     if differences:
         raise ValueError("--resume needs the flags the run was started with: " + "; ".join(differences))
+    return saved
+
+
+def check_output_dir(path: str | Path, flag: str) -> Path:
+    """``path`` as a Path if it is, or can be created as, a writable folder; else a ValueError naming ``flag``."""
+    path = Path(path)
+    for folder in (path, *path.parents):  # the nearest existing ancestor decides
+        if folder.exists():
+            if not folder.is_dir():
+                what = "is a file" if folder == path else f"cannot be created: {folder} is a file"
+                raise ValueError(f"{flag} {path} {what}, not a folder: choose another {flag}")
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise ValueError(f"{flag} {path}: {folder} is not writable: choose another {flag}")
+            break
+    return path
 
 
 class _GracefulStop:
@@ -391,7 +470,7 @@ def load_agent(path: str | Path, device: str = "auto", logdir: str | Path | None
 def _cmd_eval(args: argparse.Namespace) -> int:
     agent = load_agent(args.checkpoint, args.device)
     result = agent.evaluate(args.episodes, deterministic=args.deterministic, env=args.env)
-    env = args.env if args.env is not None else agent.env_spec
+    env = args.env if args.env is not None else agent.env_name
     returns = result["returns"]
     print(f"{env}: {len(returns)} episodes after {agent.num_timesteps} training steps")
     print(f"return: {result['mean']:.2f} +- {result['std']:.2f} (min {min(returns):.2f}, max {max(returns):.2f})")
@@ -403,14 +482,18 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------------------------------------
 # dream
-def check_video_path(path: str | Path) -> Path:
-    """``path`` as a Path if a video can be written there (.gif always; .mp4 with imageio-ffmpeg), else ValueError."""
+def check_video_path(path: str | Path, new: bool = True) -> Path:
+    """``path`` as a Path if a video can be written there (.gif always; .mp4 with imageio-ffmpeg; a writable folder;
+    with ``new``, no file there yet), else ValueError."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in (".gif", ".mp4"):
         raise ValueError(f"the video must end in .gif or .mp4, got {str(path)!r}")
     if suffix == ".mp4" and importlib.util.find_spec("imageio_ffmpeg") is None:
         raise ValueError("writing .mp4 needs imageio-ffmpeg (pip install imageio-ffmpeg); or write a .gif")
+    if new and path.exists():
+        raise ValueError(f"--out {path} exists: delete it or choose another --out")
+    check_output_dir(path.parent, "--out")
     return path
 
 
@@ -419,7 +502,7 @@ def write_video(path: str | Path, frames: Any, fps: int) -> Path:
     import imageio.v2
     import imageio.v3
 
-    path = check_video_path(path)
+    path = check_video_path(path, new=False)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix.lower() == ".gif":
         imageio.v3.imwrite(path, frames, plugin="pillow", duration=1000 / fps, loop=0)  # duration: ms per frame
@@ -543,8 +626,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out) if args.out is not None else Path("runs") / f"demo-{args.seed}-{stamp}"
-    if (out / "checkpoint.pt").exists():
-        raise ValueError(f"{out} already holds a run: choose another --out")
+    if out.is_dir() and any(out.iterdir()):
+        raise ValueError(f"--out {out} exists and is not empty: choose another --out")
+    check_output_dir(out, "--out")
     random_returns = random_policy_returns(DEMO_ENV, DEMO_EVAL_EPISODES, args.seed)
     baseline = float(np.mean(random_returns))
     print(f"Drama demo: {DEMO_ENV} on the CPU, at most {args.steps} real steps -> {out}")

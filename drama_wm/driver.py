@@ -7,6 +7,8 @@ let the behaviour learner learn in :class:`~drama_wm.DreamEnv` every ``behaviour
 
 from __future__ import annotations
 
+import difflib
+import importlib
 import logging
 import pickle
 import time
@@ -161,13 +163,31 @@ def make_env(env: EnvSpec, seed: int | None = None) -> gym.Env:
         return env()
     if isinstance(env, str):
         from drama_wm.envs import make_atari  # also registers drama_wm/GridWorld-v0 and drama_wm/Catch-v0
+        from drama_wm.envs.atari import atari_game_names, is_atari_game
 
         if ":" in env:
-            return gym.make(env)  # imports the module, then makes the id it registered
+            module = env.split(":", 1)[0]
+            try:
+                importlib.import_module(module)
+            except ModuleNotFoundError as err:
+                raise ValueError(
+                    f"cannot import {module!r} for env {env!r} ({err}): 'module:EnvId' imports module, which must "
+                    "register EnvId with gymnasium.register; check the module is on the Python path"
+                ) from None
+            return gym.make(env)  # the id the module registered
         # ALE ids, legacy NoFrameskip ids and bare game names ("Pong") get the Atari 100k protocol.
-        if env.startswith("ALE/") or "NoFrameskip" in env or env not in gym.registry:
+        if env.startswith("ALE/") or "NoFrameskip" in env:
             return make_atari(env, seed=seed)
-        return gym.make(env)
+        if env in gym.registry:
+            return gym.make(env)
+        if is_atari_game(env):
+            return make_atari(env, seed=seed)
+        close = difflib.get_close_matches(env, [*gym.registry, *atari_game_names()], n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+        raise ValueError(
+            f"unknown environment {env!r}: expected a registered Gymnasium id (e.g. 'CartPole-v1'), an Atari game "
+            f"(e.g. 'Pong' or 'ALE/Pong-v5') or 'module:EnvId' for an env your module registers{hint}"
+        )
     raise TypeError(f"env must be a gymnasium.Env, an env id or a zero-argument factory, got {type(env).__name__}")
 
 

@@ -43,7 +43,7 @@ try:
     from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices
 except ImportError as error:  # the core package works without SB3; only this optional module needs it
     raise ImportError(
-        "drama_wm.integrations.sb3 needs stable-baselines3, which is not installed: pip install drama-wm[sb3]"
+        "drama_wm.integrations.sb3 needs stable-baselines3, which is not installed: pip install \"drama-wm[sb3]\""
     ) from error
 
 #: parallel dreams per SB3Learner when the caller gives none (64 x horizon 16 = 1024 samples per PPO update)

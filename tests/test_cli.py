@@ -226,7 +226,7 @@ def test_missing_stable_baselines3_gives_install_hint(tmp_path, capsys, monkeypa
     monkeypatch.setitem(sys.modules, "stable_baselines3", None)  # import now fails as if not installed
     monkeypatch.delitem(sys.modules, "drama_wm.integrations.sb3")
     rc = train("CartPole-v1", tmp_path, 10, "--learner", "sb3-ppo")
-    assert_one_line_error(capsys, rc, "pip install drama-wm[sb3]")
+    assert_one_line_error(capsys, rc, 'pip install "drama-wm[sb3]"')
 
 
 FLAGS = {
@@ -317,3 +317,74 @@ def test_demo_runs_end_to_end(tmp_path, capsys):
     assert "not solved within 560 steps" in text or "solved: a mean return >= 475" in text
     rows = (out / "returns.csv").read_text().splitlines()
     assert rows[0] == "episode,step,return" and len(rows) > 1
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# issue 14: version, fast help, env ids, resume from the checkpoint's settings, file-system errors
+def test_help_and_version_do_not_import_torch():
+    import subprocess
+
+    code = (
+        "import sys, contextlib, io\n"
+        "from drama_wm.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    assert main(['--help']) == 0 and main(['train', '--help']) == 0 and main(['--version']) == 0\n"
+        "print('torch' in sys.modules, out.getvalue().splitlines()[-1])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    from drama_wm import __version__
+
+    assert done.stdout.strip() == f"False drama-wm {__version__}"
+
+
+def test_unknown_env_names_close_matches(tmp_path, capsys):
+    rc = train("CartPoel-v1", tmp_path / "run", 10)
+    assert_one_line_error(capsys, rc, "unknown environment 'CartPoel-v1'", "did you mean 'CartPole-v1'")
+    assert not (tmp_path / "run" / "checkpoint.pt").exists()
+
+
+def test_module_colon_env_id_imports_the_module(tmp_path, capsys, monkeypatch):
+    (tmp_path / "my_envs_14.py").write_text(
+        "import gymnasium as gym\n"
+        "gym.register('MyEnvs/Short-v0', entry_point='gymnasium.envs.classic_control:CartPoleEnv',"
+        " max_episode_steps=5)\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert train("my_envs_14:MyEnvs/Short-v0", tmp_path / "run", 12) == 0
+    assert "MyEnvs/Short-v0" in gym_registry_ids()
+    rc = train("no_such_module_14:X-v0", tmp_path / "run2", 12)
+    assert_one_line_error(capsys, rc, "cannot import 'no_such_module_14'")
+
+
+def gym_registry_ids() -> set[str]:
+    import gymnasium as gym
+
+    return set(gym.registry)
+
+
+def test_resume_takes_env_preset_and_learner_from_the_checkpoint(cartpole_run, tmp_path, capsys):
+    logdir = tmp_path / "run"
+    shutil.copytree(cartpole_run, logdir)
+    capsys.readouterr()
+    assert main(["train", "--logdir", str(logdir), "--steps", "62", "--resume", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "training CartPole-v1 (tiny, dfs, mamba2, actor-critic)" in out and "steps: 62 (2 this run" in out
+    rc = main(["train", "--logdir", str(logdir), "--steps", "70", "--resume", "--env", "Acrobot-v1", "--preset", "xs"])
+    assert_one_line_error(capsys, rc, "--env 'Acrobot-v1' (checkpoint: 'CartPole-v1')", "--preset/--sampler")
+
+
+def test_file_system_errors_are_one_line_and_early(catch_run, tmp_path, capsys):
+    a_file = tmp_path / "file"
+    a_file.write_text("x")
+    assert_one_line_error(capsys, train("CartPole-v1", a_file, 10), "--logdir", "is a file")
+    assert_one_line_error(capsys, train("CartPole-v1", a_file / "sub", 10), "cannot be created", "is a file")
+    video = tmp_path / "d.gif"
+    video.write_bytes(b"")
+    rc = main(["dream", str(catch_run / "checkpoint.pt"), "--out", str(video)])
+    assert_one_line_error(capsys, rc, "--out", "exists")
+    rc = main(["dream", str(catch_run / "checkpoint.pt"), "--out", str(a_file / "d.gif")])
+    assert_one_line_error(capsys, rc, "--out", "is a file")
+    rc = main(["demo", "--out", str(a_file), "--no-progress"])
+    assert_one_line_error(capsys, rc, "--out", "is a file")
+    rc = main(["demo", "--out", str(catch_run), "--no-progress"])
+    assert_one_line_error(capsys, rc, "--out", "not empty")

@@ -424,4 +424,4 @@ def test_core_works_without_stable_baselines3():
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert "ImportError:" in done.stdout and "pip install drama-wm[sb3]" in done.stdout
+    assert "ImportError:" in done.stdout and 'pip install "drama-wm[sb3]"' in done.stdout

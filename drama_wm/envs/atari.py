@@ -174,6 +174,16 @@ def _rom_id(game: str) -> str:
     )
 
 
+def atari_game_names() -> list[str]:
+    """Every ALE game's name as gymnasium ids spell it ("Pong", "MsPacman", ...)."""
+    return sorted(_env_name(rom) for rom in roms.get_all_rom_ids())
+
+
+def is_atari_game(game: str) -> bool:
+    """Whether ``game`` names an ALE game in any spelling :func:`make_atari` accepts."""
+    return game_key(game) in {game_key(rom) for rom in roms.get_all_rom_ids()}
+
+
 def _env_name(rom: str) -> str:
     """ALE ROM id -> the PascalCase name used in gymnasium ids ("ms_pacman" -> "MsPacman")."""
     return rom.title().replace("_", "")
