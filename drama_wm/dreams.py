@@ -74,7 +74,8 @@ def dream_frames(
     Returns:
         uint8 [context_length + horizon, *grid_shape(H, W, n_rollouts), 3] =
         [T, 2 * (H + 2 * BORDER) + TIMELINE, n_rollouts * (W + 2 * BORDER), 3], H x W the observation size; grey
-        observations are repeated to RGB.
+        observations are repeated to RGB; of a frame stack (other channel counts, see drama_wm.observations) the
+        newest frame is shown: the last 3 channels when their number is a multiple of 3, else the last one.
     """
     for name, value in (("n_rollouts", n_rollouts), ("context_length", context_length), ("horizon", horizon)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -87,9 +88,6 @@ def dream_frames(
             f"only world models of image observations can be dreamed as video; this agent's observations are "
             f"vectors of shape {wm.observation_space.shape}"
         )
-    channels = wm.observation_space.shape[-1]
-    if channels not in (1, 3):
-        raise ValueError(f"dream frames need 1 (grey) or 3 (RGB) observation channels, got {channels}")
     replay = agent.replay
     if len(replay) < context_length:
         raise ValueError(
@@ -195,6 +193,9 @@ def _paste(canvas: np.ndarray, row: int, column: int, frame: np.ndarray, kind: s
     height, width = frame.shape[:2]
     top, left = row * (height + 2 * BORDER), column * (width + 2 * BORDER)
     canvas[top : top + height + 2 * BORDER, left : left + width + 2 * BORDER] = BORDER_COLOURS[kind]
+    channels = frame.shape[-1]
+    if channels not in (1, 3):  # a frame stack: its newest frame
+        frame = frame[..., -3:] if channels % 3 == 0 else frame[..., -1:]
     rgb = np.broadcast_to(frame, (height, width, 3))  # grey frames: one channel repeated
     canvas[top + BORDER : top + BORDER + height, left + BORDER : left + BORDER + width] = rgb
 

@@ -193,8 +193,9 @@ def make_env(env: EnvSpec, seed: int | None = None) -> gym.Env:
 
 def env_recipe(env: EnvSpec, instance: gym.Env | None = None) -> dict[str, Any] | None:
     """How to build ``env`` again, for checkpoints: ``{"id": ...}`` for ids, ``{"make_atari": kwargs}`` for
-    :func:`~drama_wm.envs.make_atari` envs, ``{"gym_spec": json}`` for envs whose Gymnasium spec (including its
-    wrappers) can be made again; None when it cannot be rebuilt (then ``load`` and ``evaluate`` need ``env=``)."""
+    :func:`~drama_wm.envs.make_atari` envs, ``{"gym_spec": bytes}`` (the pickled ``EnvSpec``; its JSON would turn
+    wrapper arguments' tuples into lists) for envs whose Gymnasium spec, wrappers included, can be made again; None
+    when it cannot be rebuilt (then ``load`` and ``evaluate`` need ``env=``)."""
     if isinstance(env, str):
         return {"id": env}
     instance = env if isinstance(env, gym.Env) else instance
@@ -205,7 +206,10 @@ def env_recipe(env: EnvSpec, instance: gym.Env | None = None) -> dict[str, Any] 
         return {"make_atari": dict(atari)}
     try:
         spec = instance.spec
-        return None if spec is None else {"gym_spec": spec.to_json()}
+        if spec is None:
+            return None
+        spec.to_json()  # raises for wrappers that did not record their arguments, so cannot be made again
+        return {"gym_spec": pickle.dumps(spec)}
     except Exception:  # wrappers without recorded arguments, entry points that are not import paths, ...
         return None
 
@@ -220,7 +224,7 @@ def make_env_from_recipe(recipe: dict[str, Any], seed: int | None = None) -> gym
         args = dict(recipe["make_atari"])
         return make_atari(args.pop("game"), seed=seed, **args)
     if "gym_spec" in recipe:
-        return gym.make(gym.envs.registration.EnvSpec.from_json(recipe["gym_spec"]))
+        return gym.make(pickle.loads(recipe["gym_spec"]))
     raise ValueError(f"unknown env recipe {recipe!r}: expected a key 'id', 'make_atari' or 'gym_spec'")
 
 
@@ -330,7 +334,7 @@ class Drama:
         if "make_atari" in recipe:
             return recipe["make_atari"]["game"]
         if "gym_spec" in recipe:
-            return gym.envs.registration.EnvSpec.from_json(recipe["gym_spec"]).id
+            return pickle.loads(recipe["gym_spec"]).id
         return None
 
     @property

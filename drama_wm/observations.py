@@ -46,8 +46,8 @@ class ObservationAdapter:
 
     @property
     def channels(self) -> int:
-        s = self.source_shape
-        return {"hwc": s[-1], "hw": 1, "chw": s[0], "shwc": s[0] * s[-1]}[self.layout]
+        s, layout = self.source_shape, self.layout
+        return s[-1] if layout == "hwc" else 1 if layout == "hw" else s[0] if layout == "chw" else s[0] * s[-1]
 
     @property
     def target_shape(self) -> tuple[int, int, int]:
@@ -75,7 +75,7 @@ class ObservationAdapter:
     @property
     def channels_last_size(self) -> tuple[int, int]:
         s = self.source_shape
-        return {"hwc": (s[0], s[1]), "hw": (s[0], s[1]), "chw": (s[1], s[2]), "shwc": (s[1], s[2])}[self.layout]
+        return (s[0], s[1]) if self.layout in ("hwc", "hw") else (s[1], s[2])
 
     def __call__(self, observation: Any) -> np.ndarray:
         """One raw observation -> the world model's view (uint8 ``image_size x image_size x channels``)."""
