@@ -74,8 +74,10 @@ class RunSpec:
         if self.checkpoint_every < 0:
             raise ValueError(f"RunSpec.checkpoint_every must be >= 0 (0: no intermediate checkpoints), got "
                              f"{self.checkpoint_every}")
-        if self.learner == "drama":
-            parse_overrides(self.overrides)  # fail at sweep time, not inside a worker
+        if self.learner == "drama":  # keys and values fail at sweep time, not inside a worker
+            from drama_wm.driver import DramaConfig
+
+            apply_overrides(getattr(DramaConfig, self.preset)(), self.overrides)
 
     @property
     def setting(self) -> str:
