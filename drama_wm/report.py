@@ -12,7 +12,8 @@ env in the results (any setting, any step); so 1 is the best any run reached, 0 
 be positive (MinAtar and CartPole returns are >= 0); an env where no run scored above 0 is left out of the
 aggregates, and the report says so.
 
-Per setting (learner, preset, overrides) with runs on every env: IQM, mean and median with 95% stratified bootstrap
+Per setting (learner, preset, overrides) with runs on every env: IQM (mean of the middle 50% of all runs' scores),
+mean, and median (rliable's: the median over envs of each env's mean score) with 95% stratified bootstrap
 intervals (``rliable.library.get_interval_estimates``, strata = envs), the probability of improvement of each
 setting over each other, and performance profiles (PNG). Results: ``report.md``, ``report.json`` and
 ``performance_profile_<score>.png`` in the sweep folder. Needs ``pip install drama-wm[sweep]``.
