@@ -4,6 +4,8 @@
     drama-wm train --env ALE/Pong-v5 --preset xs    # paper settings, Atari 100k protocol
     drama-wm eval runs/Pong-v5-xs-0/checkpoint.pt --episodes 10
     drama-wm dream runs/Pong-v5-xs-0/checkpoint.pt --out dream.gif
+    drama-wm sweep --env CartPole-v1 MinAtar/Breakout-v1 --seeds 0 1 2 --steps 50000 --out sweeps/a  # on Ray
+    drama-wm report sweeps/a                        # rliable: IQM, CIs, probability of improvement, profiles
 
 User errors (bad flags, bad values, missing files) print one line ``drama-wm: error: ...`` and exit with status 2.
 Heavy imports (torch, the agent, matplotlib) happen inside the commands, so ``--help`` answers at once.
@@ -119,7 +121,7 @@ def _device(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``drama-wm`` parser with its four subcommands."""
+    """The ``drama-wm`` parser with its subcommands."""
     parser = _Parser(
         prog="drama-wm",
         description="Drama (ICLR 2025): a Mamba-2 world model for sample-efficient model-based RL.",
@@ -238,6 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default=None, help="output folder (default: runs/demo-<seed>-<date-time>)")
     demo.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     demo.set_defaults(run=_cmd_demo)
+
+    from drama_wm.sweep_cli import add_commands  # sweep and report (issue 15); light module, no torch
+
+    add_commands(commands, _Parser, _Formatter, _positive_int, _non_negative_int)
     return parser
 
 

@@ -162,6 +162,10 @@ def make_env(env: EnvSpec, seed: int | None = None) -> gym.Env:
     if callable(env):
         return env()
     if isinstance(env, str):
+        if env.startswith("MinAtar/"):  # 10x10 boolean grids as uint8 0/255 frames (pip install drama-wm[minatar])
+            from drama_wm.envs.minatar import make_minatar
+
+            return make_minatar(env)
         from drama_wm.envs import make_atari  # also registers drama_wm/GridWorld-v0 and drama_wm/Catch-v0
         from drama_wm.envs.atari import atari_game_names, is_atari_game
 

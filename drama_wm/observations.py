@@ -14,7 +14,8 @@ over grayscale frames: 4x84x84)
 ``S x H x W x C`` uint8 (``FrameStackObservation`` over RGB)  stack and colour become channels (H x W x S*C), resized
 =====================================================  ============================================================
 
-Float vectors and images that already fit are left alone (no wrapper). :class:`~drama_wm.Drama` applies the
+Float vectors, images that already fit and ``H x W x C`` grids of at most ``MAX_GRID_SIDE`` cells a side (MinAtar's
+10x10 frames, which the world model's grid encoder takes as they are) are left alone (no wrapper). :class:`~drama_wm.Drama` applies the
 adapter to the env it trains on, to every env it evaluates in and to the raw observations ``predict`` receives, and
 stores its description in checkpoints so a loaded agent sees the same view.
 """
@@ -27,6 +28,8 @@ from typing import Any
 import cv2
 import gymnasium as gym
 import numpy as np
+
+from drama_wm.grid import MAX_GRID_SIDE
 
 #: the most channels (or stacked frames) an axis may hold to count as channels rather than as an image side
 MAX_CHANNELS = 4
@@ -115,8 +118,8 @@ def observation_adapter(space: gym.spaces.Space, image_size: int) -> Observation
         layout = "hw"
     elif len(shape) == 3 and shape[-1] <= MAX_CHANNELS:
         layout = "hwc"
-        if shape[:2] == (image_size, image_size):
-            return None
+        if shape[:2] == (image_size, image_size) or max(shape[:2]) <= MAX_GRID_SIDE:
+            return None  # fits as it is, or a small grid (MinAtar) that the world model's grid encoder takes
     elif len(shape) == 3 and shape[0] <= MAX_CHANNELS:
         layout = "chw"
     elif len(shape) == 4 and shape[0] <= MAX_CHANNELS and shape[-1] <= MAX_CHANNELS:

@@ -32,6 +32,7 @@ from drama_wm.distributions import (
     symlog,
     unimix_probs,
 )
+from drama_wm.grid import MAX_GRID_SIDE, make_grid_codec
 from drama_wm.layers import RMSNorm, mlp
 from drama_wm.optim import apply_gradients, make_optimizer
 
@@ -47,6 +48,10 @@ class WorldModelConfig:
     kernel_size: int = 5
     vector_hidden: int = 256  #: width of the MLP encoder/decoder used for flat vector observations
     vector_layers: int = 2
+    #: encoder/decoder for uint8 frames of at most 16x16 (e.g. MinAtar's 10x10 grids, see drama_wm.envs.minatar):
+    #: "mlp" (flattened, vector_hidden wide) or "conv" (drama_wm/grid.py; chosen by measurement, BENCHMARKS.md)
+    grid_encoder: str = "mlp"
+    grid_channels: int = 32  #: filters of the first "conv" grid layer (the second has twice as many)
     n_latents: int = 32  #: number of categorical variables in z
     n_classes: int = 32  #: classes per variable (z is a 32x32 one-hot, 1024 features)
     unimix: float = 0.01  #: uniform mix on the latent probabilities
@@ -246,7 +251,13 @@ class WorldModel(nn.Module):
         if not isinstance(action_space, gym.spaces.Discrete):
             raise TypeError(f"WorldModel supports Discrete action spaces only, got {action_space}")
         self.n_actions = int(action_space.n)
-        if self.is_image:
+        if self.is_image and observation_space.shape[0] <= MAX_GRID_SIDE:
+            h, w, c = observation_space.shape
+            self.encoder, self.decoder, embed_dim = make_grid_codec(
+                config.grid_encoder, (c, h, w), config.latent_dim, config.vector_hidden, config.vector_layers,
+                config.grid_channels,
+            )
+        elif self.is_image:
             channels = observation_space.shape[-1]
             self.encoder = _ConvEncoder(channels, config)
             side = config.image_size // int(np.prod(config.encoder_strides))
@@ -516,6 +527,8 @@ def _check_observation_space(space: gym.spaces.Space, config: WorldModelConfig) 
         raise TypeError(f"WorldModel supports Box observations (uint8 HxWxC images or float vectors), got {space}")
     if space.dtype == np.uint8 and len(space.shape) == 3:
         h, w, _ = space.shape
+        if max(h, w) <= MAX_GRID_SIDE:  # small grids get the grid encoder, whatever image_size says
+            return True
         down = int(np.prod(config.encoder_strides))
         if h != config.image_size or w != config.image_size:
             raise ValueError(

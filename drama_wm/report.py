@@ -1,0 +1,221 @@
+"""Aggregate a sweep's results with rliable (Agarwal et al., NeurIPS 2021): ``drama-wm report DIR``.
+
+Scores. Each run contributes two numbers per env, both normalised:
+
+- ``final``: the mean evaluation return at the end of training;
+- ``auc``: the area under the learning curve (the evaluation means against real steps, trapezoids, over the span
+  of the evaluated steps), divided by that span: the average normalised return over training.
+
+Normalisation. Atari 100k games: the human-normalised score, (x - random) / (human - random) (paper Table 1 scores,
+``drama_wm.envs.scores``). Every other env: x / best, where best is the highest evaluation mean of any run of that
+env in the results (any setting, any step); so 1 is the best any run reached, 0 a return of 0. Every env's best must
+be positive (MinAtar and CartPole returns are >= 0); an env where no run scored above 0 is left out of the
+aggregates, and the report says so.
+
+Per setting (learner, preset, overrides) with runs on every env: IQM (mean of the middle 50% of all runs' scores),
+mean, and median (rliable's: the median over envs of each env's mean score) with 95% stratified bootstrap
+intervals (``rliable.library.get_interval_estimates``, strata = envs), the probability of improvement of each
+setting over each other, and performance profiles (PNG). Results: ``report.md``, ``report.json`` and
+``performance_profile_<score>.png`` in the sweep folder. Needs ``pip install drama-wm[sweep]``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SCORES = ("final", "auc")
+METRICS = ("IQM", "mean", "median")
+
+
+def _import_rliable() -> tuple[Any, Any]:
+    try:
+        from rliable import library, metrics
+    except ImportError as err:
+        raise ImportError(
+            f"drama-wm report needs rliable: pip install drama-wm[sweep] (rliable 1.2 also needs pandas<3; {err})"
+        ) from None
+    return library, metrics
+
+
+def curve_auc(curve: Sequence[dict[str, Any]], normalise: Any = None) -> float:
+    """Area under the (normalised) learning curve divided by its step span; the single value if one point."""
+    steps = np.array([p["step"] for p in curve], dtype=float)
+    values = np.array([p["mean"] if normalise is None else normalise(p["mean"]) for p in curve], dtype=float)
+    if len(steps) == 1:
+        return float(values[0])
+    order = np.argsort(steps)
+    steps, values = steps[order], values[order]
+    area = float(np.sum((values[1:] + values[:-1]) / 2 * np.diff(steps)))
+    return area / float(steps[-1] - steps[0])
+
+
+def normalisers(results: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per env: how its returns are normalised ({"kind": "human", ...} or {"kind": "best", "best": ...})."""
+    from drama_wm.envs.scores import is_atari_100k_game
+
+    out: dict[str, dict[str, Any]] = {}
+    for env in sorted({r["spec"]["env"] for r in results}):
+        if is_atari_100k_game(env):
+            out[env] = {"kind": "human", "game": env}
+            continue
+        best = max(p["mean"] for r in results if r["spec"]["env"] == env for p in r["curve"])
+        # no run scored above 0: nothing to normalise by, the env is left out of the aggregates (and says so)
+        out[env] = {"kind": "best", "best": float(best)} if best > 0 else {"kind": "excluded", "best": float(best)}
+    return out
+
+
+def _normalise(env: str, rule: dict[str, Any], value: float) -> float:
+    if rule["kind"] == "human":
+        from drama_wm.envs.scores import human_normalized_score
+
+        return float(human_normalized_score(env, value))
+    return float(value) / rule["best"]
+
+
+def score_matrices(results: Sequence[dict[str, Any]], score: str = "final") -> tuple[dict[str, np.ndarray], list[str]]:
+    """{setting: array [runs, envs]} of normalised scores, and the envs (columns). Runs are matched by seed: a
+    setting keeps the seeds it finished on every env (rliable needs the same number of runs per task)."""
+    if score not in SCORES:
+        raise ValueError(f"score must be one of {SCORES}, got {score!r}")
+    rules = normalisers(results)
+    envs = sorted(env for env, rule in rules.items() if rule["kind"] != "excluded")
+    if not envs:
+        raise ValueError("no env to report: every env's best evaluation return is <= 0 (nothing learned yet?)")
+    by_setting: dict[str, dict[tuple[str, int], float]] = {}
+    for r in results:
+        env = r["spec"]["env"]
+        if env not in envs:
+            continue
+        if score == "final":
+            value = _normalise(env, rules[env], r["final_return"])
+        else:
+            value = curve_auc(r["curve"], lambda x, env=env: _normalise(env, rules[env], x))
+        by_setting.setdefault(r["setting"], {})[(env, int(r["spec"]["seed"]))] = value
+    matrices: dict[str, np.ndarray] = {}
+    for setting, values in sorted(by_setting.items()):
+        seeds = sorted(set.intersection(*({s for (e, s) in values if e == env} for env in envs)))
+        if seeds:
+            matrices[setting] = np.array([[values[(env, s)] for env in envs] for s in seeds])
+    return matrices, envs
+
+
+def aggregate(
+    results: Sequence[dict[str, Any]], reps: int = 2000, seed: int = 0
+) -> dict[str, Any]:
+    """IQM / mean / median with 95% stratified bootstrap CIs and pairwise probabilities of improvement, for the final
+    return and the area under the curve. Returns a JSON-ready dict."""
+    library, metrics = _import_rliable()
+    if not results:
+        raise ValueError("no finished runs to report (no result.json found)")
+
+    def three(x: np.ndarray) -> np.ndarray:
+        return np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x), metrics.aggregate_median(x)])
+
+    report: dict[str, Any] = {"normalisation": normalisers(results), "scores": {}}
+    for score in SCORES:
+        matrices, envs = score_matrices(results, score)
+        points, intervals = library.get_interval_estimates(
+            matrices, three, reps=reps, random_state=np.random.RandomState(seed)
+        )
+        settings: dict[str, Any] = {}
+        for name, matrix in matrices.items():
+            settings[name] = {
+                "runs_per_env": int(matrix.shape[0]),
+                "per_env_mean": dict(zip(envs, matrix.mean(axis=0).tolist(), strict=True)),
+                **{
+                    m: {"value": float(points[name][i]), "ci": [float(intervals[name][0, i]),
+                                                               float(intervals[name][1, i])]}
+                    for i, m in enumerate(METRICS)
+                },
+            }
+        pairs = {f"{a} > {b}": (matrices[a], matrices[b]) for a, b in itertools.permutations(matrices, 2)
+                 if matrices[a].shape[1] == matrices[b].shape[1]}
+        improvement: dict[str, Any] = {}
+        if pairs:
+            p_points, p_intervals = library.get_interval_estimates(
+                pairs, metrics.probability_of_improvement, reps=reps, random_state=np.random.RandomState(seed)
+            )
+            improvement = {
+                k: {"value": float(np.ravel(p_points[k])[0]), "ci": [float(np.ravel(p_intervals[k])[0]),
+                                                                    float(np.ravel(p_intervals[k])[1])]}
+                for k in pairs
+            }
+        report["scores"][score] = {"envs": envs, "settings": settings, "probability_of_improvement": improvement}
+    return report
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The report as markdown tables."""
+    lines = ["# Sweep report", ""]
+    rules = report["normalisation"]
+    lines.append("Normalisation: " + "; ".join(
+        f"{env}: human-normalised" if r["kind"] == "human"
+        else f"{env}: return / {r['best']:g} (best seen)" if r["kind"] == "best"
+        else f"{env}: left out (best return {r['best']:g} <= 0)"
+        for env, r in rules.items()
+    ))
+    for score, title in (("final", "final return"), ("auc", "area under the learning curve")):
+        block = report["scores"][score]
+        lines += ["", f"## Normalised {title} (95% stratified bootstrap CIs)", "",
+                  "| setting | runs/env | IQM | mean | median | " + " | ".join(block["envs"]) + " |",
+                  "|---|---|---|---|---|" + "---|" * len(block["envs"])]
+        for name, s in block["settings"].items():
+            cells = [f"{s[m]['value']:.3f} [{s[m]['ci'][0]:.3f}, {s[m]['ci'][1]:.3f}]" for m in METRICS]
+            per_env = [f"{s['per_env_mean'][e]:.3f}" for e in block["envs"]]
+            lines.append(f"| {name} | {s['runs_per_env']} | " + " | ".join(cells + per_env) + " |")
+        if block["probability_of_improvement"]:
+            lines += ["", "| probability of improvement | P(X > Y) [95% CI] |", "|---|---|"]
+            for pair, p in block["probability_of_improvement"].items():
+                lines.append(f"| {pair} | {p['value']:.3f} [{p['ci'][0]:.3f}, {p['ci'][1]:.3f}] |")
+    return "\n".join(lines) + "\n"
+
+
+def performance_profile(results: Sequence[dict[str, Any]], path: str | Path, score: str = "final") -> Path:
+    """Save the performance profiles (fraction of runs with normalised score > tau) with bootstrap bands."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    library, _ = _import_rliable()
+    from rliable import plot_utils
+
+    matrices, _ = score_matrices(results, score)
+    top = max(1.0, max(float(m.max()) for m in matrices.values()))
+    taus = np.linspace(0.0, top, 41)
+    profiles, cis = library.create_performance_profile(matrices, taus, reps=500)
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    plot_utils.plot_performance_profiles(profiles, taus, performance_profile_cis=cis, ax=ax,
+                                         xlabel=rf"normalised {score} score ($\tau$)")
+    ax.legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def write_report(out: str | Path, reps: int = 2000) -> dict[str, Path]:
+    """Aggregate ``out/runs/*/result.json`` into ``report.md``, ``report.json`` and performance-profile PNGs."""
+    from drama_wm.sweep import load_results
+
+    out = Path(out)
+    results = load_results(out)
+    report = aggregate(results, reps=reps)
+    report["runs"] = len(results)
+    paths = {"markdown": out / "report.md", "json": out / "report.json"}
+    paths["markdown"].write_text(markdown(report))
+    paths["json"].write_text(json.dumps(report, indent=1))
+    for score in SCORES:
+        paths[f"profile_{score}"] = performance_profile(results, out / f"performance_profile_{score}.png", score)
+    return paths
+
+
+__all__ = ["aggregate", "curve_auc", "markdown", "normalisers", "performance_profile", "score_matrices",
+           "write_report"]

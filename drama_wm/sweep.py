@@ -1,0 +1,583 @@
+"""Sweeps: every (env, seed, learner, preset, overrides) as a resumable run, executed as Ray tasks.
+
+A run's folder ``DIR/runs/<name>/`` (``name`` is readable and ends in a hash of the settings, so it is stable) holds
+``spec.json`` (the settings), its checkpoint every ``checkpoint_every`` steps, ``curve.json`` (the learning curve so
+far, written just before each checkpoint) and, once finished, ``result.json``. Every file is written atomically.
+Running the same sweep again skips runs with a ``result.json`` and resumes the others from their checkpoint; Ray's
+``max_retries`` re-runs a task whose worker died, and the re-run resumes the same way.
+
+Learners:
+
+- ``drama``: :class:`~drama_wm.Drama` with a ``DramaConfig`` preset and dotted ``--set`` overrides (resumes exactly
+  from ``checkpoint.pt``, replay buffer included).
+- ``sb3-ppo-modelfree`` / ``sb3-dqn-modelfree``: stable-baselines3 PPO / DQN with ``MlpPolicy`` on the real env
+  (MinAtar grids flattened to float vectors of 0/1: SB3's ``NatureCNN`` needs frames of at least 36x36, so its
+  ``CnnPolicy`` does not fit 10x10). PPO uses SB3's defaults; DQN SB3's defaults except a replay of
+  min(steps, 100k), learning from step min(1000, steps / 10) and a target update every 1000 steps (SB3's 10k would
+  leave short runs with a stale target). They resume from ``model.zip`` (DQN: also ``replay.pkl``) in a new
+  episode of the env; a PPO rollout cut by a crash is collected again.
+
+Evaluation (every ``eval_every`` real steps and at the end): ``eval_episodes`` whole episodes with the deterministic
+policy on a fresh env seeded ``seed + 10000``, each cut at ``eval_max_steps`` steps (a deterministic MinAtar policy
+can stall forever, e.g. staying at the surface in Seaquest).
+
+Only :func:`run_sweep` needs Ray (``pip install drama-wm[sweep]``); this module imports it lazily.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from drama_wm import checkpoint
+
+LEARNERS = ("drama", "sb3-ppo-modelfree", "sb3-dqn-modelfree")
+PRESETS = ("xs", "s", "tiny", "cpu_demo")
+#: eval seeds are the run's seed plus this, so evaluation never replays a training episode's start
+EVAL_SEED_OFFSET = 10_000
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """The settings of one run. Baselines ignore ``preset`` and ``overrides`` (they are stored as "-" and ())."""
+
+    env: str
+    seed: int
+    steps: int
+    learner: str = "drama"
+    preset: str = "cpu_demo"
+    overrides: tuple[str, ...] = ()  #: dotted DramaConfig assignments, "sampler.kind=uniform"
+    eval_every: int = 1000
+    eval_episodes: int = 10
+    eval_max_steps: int = 10_000
+    checkpoint_every: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.learner not in LEARNERS:
+            raise ValueError(f"unknown learner {self.learner!r}: use one of {', '.join(LEARNERS)}")
+        if self.learner == "drama" and self.preset not in PRESETS:
+            raise ValueError(f"unknown preset {self.preset!r}: use one of {', '.join(PRESETS)}")
+        for name in ("steps", "eval_every", "eval_episodes", "eval_max_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"RunSpec.{name} must be >= 1, got {getattr(self, name)}")
+        if self.checkpoint_every < 0:
+            raise ValueError(f"RunSpec.checkpoint_every must be >= 0 (0: no intermediate checkpoints), got "
+                             f"{self.checkpoint_every}")
+        if self.learner == "drama":  # keys and values fail at sweep time, not inside a worker
+            from drama_wm.driver import DramaConfig
+
+            apply_overrides(getattr(DramaConfig, self.preset)(), self.overrides)
+
+    @property
+    def setting(self) -> str:
+        """What the report compares: the learner, and for Drama its preset and overrides."""
+        if self.learner != "drama":
+            return self.learner
+        return " ".join([f"drama[{self.preset}]", *self.overrides])
+
+    @property
+    def name(self) -> str:
+        """A stable folder name: env, setting and seed, then a hash of every setting."""
+        digest = hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+        readable = f"{self.env.rsplit('/', 1)[-1]}-{self.setting}-s{self.seed}"
+        safe = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in readable)
+        return f"{safe}-{digest}"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["overrides"] = list(self.overrides)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunSpec:
+        return cls(**{**d, "overrides": tuple(d.get("overrides", ()))})
+
+
+def expand(
+    envs: Sequence[str],
+    seeds: Sequence[int],
+    steps: int,
+    learners: Sequence[str] = ("drama",),
+    preset: str = "cpu_demo",
+    overrides: Sequence[str] = (),
+    **options: int,
+) -> list[RunSpec]:
+    """Every (env, learner, seed) combination as a :class:`RunSpec` (``options``: eval_every, eval_episodes,
+    eval_max_steps, checkpoint_every). Baselines get no preset or overrides, so the same baseline run is shared by
+    sweeps that differ only in Drama's settings."""
+    if not envs or not seeds or not learners:
+        raise ValueError("a sweep needs at least one env, one seed and one learner")
+    specs: list[RunSpec] = []
+    for env in envs:
+        for learner in learners:
+            for seed in seeds:
+                drama = learner == "drama"
+                specs.append(
+                    RunSpec(
+                        env=env,
+                        seed=int(seed),
+                        steps=steps,
+                        learner=learner,
+                        preset=preset if drama else "-",
+                        overrides=tuple(overrides) if drama else (),
+                        **options,
+                    )
+                )
+    return list(dict.fromkeys(specs))
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# --set key=value
+def _config_fields(obj: Any) -> dict[str, dataclasses.Field[Any]]:
+    return {f.name: f for f in dataclasses.fields(obj)}
+
+
+def _parse_value(text: str, current: Any, key: str) -> Any:
+    """``text`` as a value of the type of ``current`` (JSON for numbers, lists and dicts; words for strings)."""
+    if isinstance(current, str):
+        return text
+    try:
+        value = json.loads(text.replace("True", "true").replace("False", "false").replace("None", "null"))
+    except json.JSONDecodeError:
+        expected = type(current).__name__
+        raise ValueError(f"--set {key}={text}: expected a {expected} (JSON syntax), got {text!r}") from None
+    if isinstance(current, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"--set {key}={text}: expected true or false")
+        return value
+    if isinstance(current, int) and not isinstance(value, bool) and isinstance(value, int):
+        return value
+    if isinstance(current, float) and not isinstance(value, bool) and isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(current, tuple) and isinstance(value, list):
+        return tuple(value)
+    if isinstance(current, dict) and isinstance(value, dict):
+        return value
+    if current is None:
+        return value
+    raise ValueError(f"--set {key}={text}: expected a {type(current).__name__}, got {type(value).__name__}")
+
+
+def parse_overrides(assignments: Iterable[str]) -> list[tuple[tuple[str, ...], str]]:
+    """Check ``key=value`` strings against :class:`~drama_wm.DramaConfig`'s fields (dotted for nested configs)."""
+    from drama_wm.driver import DramaConfig
+
+    config = DramaConfig.tiny()
+    parsed = []
+    for text in assignments:
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set expects key=value (e.g. sampler.kind=uniform), got {text!r}")
+        path = tuple(key.split("."))
+        obj: Any = config
+        for i, part in enumerate(path):
+            known = _config_fields(obj) if dataclasses.is_dataclass(obj) else {}
+            if part not in known:
+                where = ".".join(path[:i]) or "DramaConfig"
+                raise ValueError(f"--set {key}: {where} has no field {part!r}; known: {', '.join(sorted(known))}")
+            obj = getattr(obj, part)
+        if dataclasses.is_dataclass(obj):
+            raise ValueError(f"--set {key}: is a whole config; set one of its fields ({key}.<field>)")
+        parsed.append((path, value))
+    return parsed
+
+
+def apply_overrides(config: Any, assignments: Iterable[str]) -> Any:
+    """A copy of ``config`` (a DramaConfig) with the dotted ``key=value`` assignments applied and validated.
+
+    ``world_model.backbone`` set to something other than mamba2 also clears the preset's Mamba-2-only
+    ``backbone_kwargs`` (as ``drama-wm train --backbone`` does), unless they are set too.
+    """
+
+    def assign(obj: Any, path: tuple[str, ...], text: str, key: str) -> Any:
+        if len(path) == 1:
+            value = _parse_value(text, getattr(obj, path[0]), key)
+            changes = {path[0]: value}
+            if path[0] == "backbone" and value != "mamba2" and hasattr(obj, "backbone_kwargs"):
+                changes.setdefault("backbone_kwargs", {})
+            return dataclasses.replace(obj, **changes)
+        return dataclasses.replace(obj, **{path[0]: assign(getattr(obj, path[0]), path[1:], text, key)})
+
+    items = parse_overrides(assignments)
+    explicit_kwargs = any(p[-1] == "backbone_kwargs" for p, _ in items)
+    # backbone_kwargs set explicitly win over the clearing done by a backbone change: apply them last.
+    items.sort(key=lambda item: item[0][-1] == "backbone_kwargs")
+    for path, text in items:
+        if explicit_kwargs and path[-1] == "backbone":
+            kwargs = config.world_model.backbone_kwargs
+            config = assign(config, path, text, ".".join(path))
+            config = dataclasses.replace(
+                config, world_model=dataclasses.replace(config.world_model, backbone_kwargs=kwargs)
+            )
+        else:
+            config = assign(config, path, text, ".".join(path))
+    return config
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Environments
+def resolve_env_id(env: str) -> str:
+    """``"module:Id-v0"`` imports ``module`` (which registers the id) and returns ``"Id-v0"``; MinAtar ids are
+    registered on first use; other ids are returned unchanged."""
+    if ":" in env:
+        module, env = env.split(":", 1)
+        importlib.import_module(module)
+    if env.startswith("MinAtar/"):
+        from drama_wm.envs.minatar import register_minatar
+
+        register_minatar()
+    return env
+
+
+def make_real_env(env: str, for_drama: bool, max_episode_steps: int | None = None) -> Any:
+    """A fresh env: Drama's view (MinAtar as uint8 frames) or the model-free baselines' (MinAtar as float vectors),
+    cut at ``max_episode_steps`` if given."""
+    import gymnasium as gym
+
+    env_id = resolve_env_id(env)
+    if env_id.startswith("MinAtar/"):
+        from drama_wm.envs.minatar import make_minatar, make_minatar_vector
+
+        made = make_minatar(env_id) if for_drama else make_minatar_vector(env_id)
+    elif for_drama:
+        from drama_wm.driver import make_env
+
+        made = make_env(env_id)
+    else:
+        made = gym.make(env_id)
+    if max_episode_steps is not None:
+        made = gym.wrappers.TimeLimit(made, max_episode_steps)
+    return made
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# One run
+def _write_json(path: Path, data: Any) -> None:
+    checkpoint.atomic_write(path, lambda f: f.write(json.dumps(data, indent=1).encode()))
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text())
+
+
+@dataclass
+class _Progress:
+    """What a run carries across a resume besides the learner's own checkpoint."""
+
+    curve: list[dict[str, Any]] = field(default_factory=list)  # {"step", "mean", "returns"}
+    resumed_from: list[int] = field(default_factory=list)  # the step of each resume
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+
+
+class _Learner:
+    """The common face of Drama and the SB3 baselines inside a run."""
+
+    num_timesteps: int
+
+    def train_until(self, step: int, on_step: Callable[[int], bool]) -> None:
+        raise NotImplementedError
+
+    def evaluate(self, episodes: int, seed: int, max_steps: int) -> list[float]:
+        raise NotImplementedError
+
+    def save(self, folder: Path) -> None:
+        raise NotImplementedError
+
+    def train_episodes(self) -> list[dict[str, float]]:
+        return []
+
+
+class _DramaRun(_Learner):
+    def __init__(self, spec: RunSpec, folder: Path) -> None:
+        from drama_wm.driver import Drama, DramaConfig
+
+        self.spec = spec
+        path = folder / "checkpoint.pt"
+        env = resolve_env_id(spec.env)
+        if path.exists():
+            self.agent = Drama.load(path, device="cpu")
+        else:
+            config = apply_overrides(getattr(DramaConfig, spec.preset)(), spec.overrides)
+            config = dataclasses.replace(config, checkpoint_every=0)  # the sweep checkpoints itself
+            self.agent = Drama(env, config, seed=spec.seed, device="cpu")
+
+    @property
+    def num_timesteps(self) -> int:  # type: ignore[override]
+        return self.agent.num_timesteps
+
+    def train_until(self, step: int, on_step: Callable[[int], bool]) -> None:
+        todo = step - self.agent.num_timesteps
+        self.agent.learn(todo, callback=lambda agent: on_step(agent.num_timesteps), progress_bar=False)
+
+    def evaluate(self, episodes: int, seed: int, max_steps: int) -> list[float]:
+        spec = self.spec
+        env = make_real_env(spec.env, True, max_steps)
+        # Drama.evaluate seeds its env with its own seed + 10000, which is this run's evaluation seed
+        return list(self.agent.evaluate(episodes, deterministic=True, env=env)["returns"])
+
+    def save(self, folder: Path) -> None:
+        self.agent.save(folder / "checkpoint.pt")
+
+    def train_episodes(self) -> list[dict[str, float]]:
+        return list(self.agent.episodes)
+
+
+class _SB3Run(_Learner):
+    def __init__(self, spec: RunSpec, folder: Path) -> None:
+        try:
+            import stable_baselines3 as sb3
+            from stable_baselines3.common.callbacks import BaseCallback
+        except ImportError:
+            raise ImportError(f"learner {spec.learner} needs stable-baselines3: pip install drama-wm[sb3]") from None
+        self.spec = spec
+        self._callback_base = BaseCallback
+        env = make_real_env(spec.env, for_drama=False)
+        self.dqn = spec.learner == "sb3-dqn-modelfree"
+        algo = sb3.DQN if self.dqn else sb3.PPO
+        model_path = folder / "model.zip"
+        if model_path.exists():
+            self.model = algo.load(model_path, env=env, device="cpu")
+            if self.dqn and (folder / "replay.pkl").exists():
+                self.model.load_replay_buffer(folder / "replay.pkl")
+        else:
+            kwargs: dict[str, Any] = {}
+            if self.dqn:
+                kwargs = dict(
+                    buffer_size=min(spec.steps, 100_000),
+                    learning_starts=min(1000, spec.steps // 10),
+                    target_update_interval=1000,
+                )
+            self.model = algo("MlpPolicy", env, seed=spec.seed, device="cpu", verbose=0, **kwargs)
+
+    @property
+    def num_timesteps(self) -> int:  # type: ignore[override]
+        return int(self.model.num_timesteps)
+
+    def train_until(self, step: int, on_step: Callable[[int], bool]) -> None:
+        base = self._callback_base
+
+        class _Hook(base):  # type: ignore[misc, valid-type]
+            def _on_step(hook) -> bool:
+                return on_step(int(hook.model.num_timesteps)) is not False
+
+        # SB3 counts a vector step as n_envs steps; with its one env the counter is the real-step count.
+        self.model.learn(step - self.num_timesteps, callback=_Hook(), reset_num_timesteps=False, progress_bar=False)
+
+    def evaluate(self, episodes: int, seed: int, max_steps: int) -> list[float]:
+        env = make_real_env(self.spec.env, False, max_steps)
+        returns = []
+        obs, _ = env.reset(seed=seed)
+        total = 0.0
+        while len(returns) < episodes:
+            action, _ = self.model.predict(obs, deterministic=True)
+            obs, reward, terminated, truncated, _ = env.step(int(action))
+            total += float(reward)
+            if terminated or truncated:
+                returns.append(total)
+                total = 0.0
+                obs, _ = env.reset()
+        env.close()
+        return returns
+
+    def save(self, folder: Path) -> None:
+        def via_temp(target: Path, write: Callable[[Path], None]) -> None:
+            tmp = target.with_name(f".{target.name}.tmp")
+            write(tmp)
+            os.replace(tmp, target)
+
+        if self.dqn:  # the buffer first: a model.zip never pairs with an older buffer than its own
+            via_temp(folder / "replay.pkl", lambda p: self.model.save_replay_buffer(p))
+        via_temp(folder / "model.zip", lambda p: self.model.save(p))
+
+
+def _make_learner(spec: RunSpec, folder: Path) -> _Learner:
+    return _DramaRun(spec, folder) if spec.learner == "drama" else _SB3Run(spec, folder)
+
+
+def _checkpoint_files(folder: Path) -> list[Path]:
+    return [folder / n for n in ("checkpoint.pt", "model.zip") if (folder / n).exists()]
+
+
+def run_one(
+    spec: RunSpec, out: str | Path, stop_at: int | None = None, threads: int | None = 1
+) -> dict[str, Any] | None:
+    """Train, evaluate and checkpoint one run in ``out/runs/<spec.name>``; returns its result (None if ``stop_at``
+    ended it early, leaving a checkpoint). A finished run returns its stored result; an unfinished one resumes."""
+    folder = Path(out) / "runs" / spec.name
+    result_path = folder / "result.json"
+    if result_path.exists():
+        return _read_json(result_path)
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+    folder.mkdir(parents=True, exist_ok=True)
+    spec_path = folder / "spec.json"
+    if spec_path.exists() and RunSpec.from_dict(_read_json(spec_path)) != spec:
+        raise ValueError(f"{folder} holds another run's spec.json: remove the folder or use another --out")
+    _write_json(spec_path, spec.to_dict())
+
+    progress = _Progress()
+    resuming = bool(_checkpoint_files(folder))
+    learner = _make_learner(spec, folder)
+    if resuming:
+        if (folder / "curve.json").exists():
+            progress = _Progress(**_read_json(folder / "curve.json"))
+        done = learner.num_timesteps
+        # curve.json is written before the checkpoint: drop evaluations after the checkpoint's step (redone below)
+        progress.curve = [point for point in progress.curve if point["step"] <= done]
+        progress.resumed_from.append(done)
+
+    evaluated = {point["step"] for point in progress.curve}
+    end = spec.steps if stop_at is None else min(stop_at, spec.steps)
+
+    def save() -> None:
+        _write_json(folder / "curve.json", dataclasses.asdict(progress))
+        learner.save(folder)
+
+    def evaluate(step: int) -> None:
+        start = time.perf_counter()
+        returns = learner.evaluate(spec.eval_episodes, spec.seed + EVAL_SEED_OFFSET, spec.eval_max_steps)
+        progress.curve.append({"step": step, "mean": float(np.mean(returns)), "returns": returns})
+        evaluated.add(step)
+        progress.eval_seconds += time.perf_counter() - start
+
+    def on_step(step: int) -> bool:
+        # Called inside the learner's loop after each real step (a consistent state to evaluate and save in; PPO
+        # keeps its rollout going). Returning False ends training at `end`.
+        if step % spec.eval_every == 0 and step not in evaluated:
+            evaluate(step)
+        if spec.checkpoint_every and step % spec.checkpoint_every == 0 and step < end:
+            save()
+        return step < end
+
+    if learner.num_timesteps < end:
+        start, eval_before = time.perf_counter(), progress.eval_seconds
+        learner.train_until(end, on_step)
+        progress.train_seconds += time.perf_counter() - start - (progress.eval_seconds - eval_before)
+    if learner.num_timesteps < spec.steps:
+        save()
+        return None
+    if learner.num_timesteps not in evaluated:
+        evaluate(learner.num_timesteps)
+    result = {
+        "spec": spec.to_dict(),
+        "setting": spec.setting,
+        "name": spec.name,
+        "steps": learner.num_timesteps,
+        "final_return": progress.curve[-1]["mean"],
+        "curve": progress.curve,
+        "train_episodes": learner.train_episodes(),
+        "resumed_from": progress.resumed_from,
+        "train_seconds": progress.train_seconds,
+        "eval_seconds": progress.eval_seconds,
+    }
+    _write_json(result_path, result)
+    for path in (*_checkpoint_files(folder), folder / "replay.pkl"):
+        path.unlink(missing_ok=True)  # the result is all that is kept of a finished run
+    return result
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Ray
+def _import_ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ImportError("sweeps need Ray: pip install drama-wm[sweep]") from None
+    return ray
+
+
+def _remote_run(spec_dict: dict[str, Any], out: str) -> dict[str, Any]:
+    result = run_one(RunSpec.from_dict(spec_dict), out)
+    assert result is not None
+    return result
+
+
+def run_sweep(
+    specs: Sequence[RunSpec],
+    out: str | Path,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    max_retries: int = 3,
+    on_result: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Run every spec as a Ray task (one CPU each) and return their results in the order of ``specs``.
+
+    ``address=None`` starts Ray on this machine with ``num_cpus`` CPUs (all by default), so that many runs go at
+    once; an address ("auto", "ray://head:10001") joins a cluster. Runs with a ``result.json`` are not started
+    again. A task whose worker dies, or that raises, is retried up to ``max_retries`` times and resumes from its
+    checkpoint. ``out`` must be on a file system that every node sees.
+    """
+    ray = _import_ray()
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[int, dict[str, Any]] = {}
+    pending_specs = []
+    for i, spec in enumerate(specs):
+        done = out / "runs" / spec.name / "result.json"
+        if done.exists():
+            results[i] = _read_json(done)
+        else:
+            pending_specs.append((i, spec))
+    _write_json(out / "sweep.json", {"specs": [s.to_dict() for s in specs]})
+    if pending_specs:
+        started_here = not ray.is_initialized()
+        if started_here:
+            if address is None:
+                ray.init(num_cpus=num_cpus, include_dashboard=False, logging_level="ERROR")
+            else:
+                ray.init(address=address, logging_level="ERROR")
+        try:
+            task = ray.remote(num_cpus=1, max_retries=max_retries, retry_exceptions=True)(_remote_run)
+            refs = {task.remote(spec.to_dict(), str(out)): i for i, spec in pending_specs}
+            waiting = list(refs)
+            while waiting:
+                ready, waiting = ray.wait(waiting, num_returns=1)
+                result = ray.get(ready[0])
+                results[refs[ready[0]]] = result
+                if on_result is not None:
+                    on_result(result)
+        finally:
+            if started_here:
+                ray.shutdown()
+    return [results[i] for i in range(len(specs))]
+
+
+def load_results(out: str | Path) -> list[dict[str, Any]]:
+    """Every finished run's result under ``out`` (``out/runs/*/result.json``)."""
+    folder = Path(out) / "runs"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{out} holds no sweep (no runs/ folder): run drama-wm sweep --out {out} first")
+    return [_read_json(p) for p in sorted(folder.glob("*/result.json"))]
+
+
+def remove_run(out: str | Path, spec: RunSpec) -> None:
+    """Delete a run's folder (to run it again from scratch)."""
+    shutil.rmtree(Path(out) / "runs" / spec.name, ignore_errors=True)
+
+
+__all__ = [
+    "LEARNERS",
+    "RunSpec",
+    "apply_overrides",
+    "expand",
+    "load_results",
+    "make_real_env",
+    "parse_overrides",
+    "remove_run",
+    "run_one",
+    "run_sweep",
+]

@@ -1,0 +1,82 @@
+"""drama-wm report: known numbers on a synthetic sweep (IQM, mean, median, CIs, AUC, normalisation)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("rliable")
+
+from drama_wm.cli import main
+from drama_wm.report import aggregate, curve_auc, score_matrices
+
+
+def _result(setting: str, env: str, seed: int, curve: list[tuple[int, float]]) -> dict:
+    learner = "drama" if setting.startswith("drama") else setting
+    return {
+        "spec": {"env": env, "seed": seed, "learner": learner},
+        "setting": setting,
+        "name": f"{env}-{setting}-{seed}",
+        "final_return": curve[-1][1],
+        "curve": [{"step": s, "mean": m, "returns": [m]} for s, m in curve],
+    }
+
+
+def _synthetic() -> list[dict]:
+    # A: final returns 10, 20, 60, 100 on CartPole (best seen 100 -> normalised 0.1, 0.2, 0.6, 1.0)
+    # B: final returns 5, 5, 5, 5 with a curve that rises from 0
+    results = [_result("A", "CartPole-v1", s, [(100, 0.0), (200, r)]) for s, r in enumerate([10, 20, 60, 100])]
+    results += [_result("B", "CartPole-v1", s, [(100, 0.0), (200, 5.0)]) for s in range(4)]
+    return results
+
+
+def test_report_gives_known_iqm_mean_median_and_intervals_that_contain_them() -> None:
+    report = aggregate(_synthetic(), reps=500)
+    assert report["normalisation"]["CartPole-v1"] == {"kind": "best", "best": 100.0}
+    a = report["scores"]["final"]["settings"]["A"]
+    # normalised 0.1, 0.2, 0.6, 1.0: IQM drops the lowest and highest quarter -> mean(0.2, 0.6) = 0.4
+    assert a["IQM"]["value"] == pytest.approx(0.4)
+    assert a["mean"]["value"] == pytest.approx(0.475)
+    # rliable's median is the median over envs of each env's mean score: one env here, so 0.475 too
+    assert a["median"]["value"] == pytest.approx(0.475)
+    for metric in ("IQM", "mean", "median"):
+        low, high = a[metric]["ci"]
+        assert low <= a[metric]["value"] <= high and low < high
+    b = report["scores"]["final"]["settings"]["B"]
+    assert b["IQM"]["value"] == pytest.approx(0.05) and b["IQM"]["ci"] == pytest.approx([0.05, 0.05])
+    # every run of A beats every run of B: P(A > B) = 1
+    assert report["scores"]["final"]["probability_of_improvement"]["A > B"]["value"] == pytest.approx(1.0)
+    # AUC: trapezoid from (100, 0) to (200, x) over a span of 100 steps = x / 2
+    a_auc = report["scores"]["auc"]["settings"]["A"]
+    assert a_auc["mean"]["value"] == pytest.approx(0.475 / 2)
+
+
+def test_curve_auc_and_human_normalisation() -> None:
+    assert curve_auc([{"step": 0, "mean": 0.0}, {"step": 10, "mean": 1.0}, {"step": 30, "mean": 1.0}]) == (
+        pytest.approx((5 + 20) / 30)
+    )
+    # Atari 100k games are human-normalised (Pong: random -20.7, human 14.6), not divided by the best
+    results = [_result("A", "Pong", 0, [(100, -20.7)]), _result("A", "Pong", 1, [(100, 14.6)])]
+    matrices, envs = score_matrices(results)
+    assert envs == ["Pong"] and np.allclose(np.sort(matrices["A"][:, 0]), [0.0, 1.0])
+
+
+def test_report_command_writes_markdown_json_and_profiles(tmp_path: Path) -> None:
+    for r in _synthetic():
+        folder = tmp_path / "runs" / r["name"]
+        folder.mkdir(parents=True)
+        (folder / "result.json").write_text(json.dumps(r))
+    assert main(["report", str(tmp_path), "--reps", "200"]) == 0
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert data["scores"]["final"]["settings"]["A"]["mean"]["value"] == pytest.approx(0.475)
+    assert "| A | 4 | 0.400 [" in (tmp_path / "report.md").read_text()
+    for score in ("final", "auc"):
+        assert (tmp_path / f"performance_profile_{score}.png").stat().st_size > 1000
+
+
+def test_report_on_a_folder_without_a_sweep_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["report", str(tmp_path)]) == 2
+    assert "holds no sweep" in capsys.readouterr().err

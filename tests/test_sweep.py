@@ -1,0 +1,152 @@
+"""Sweeps (issue 15): --set overrides, resumable runs for Drama and the SB3 baselines, Ray retry and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from drama_wm import DramaConfig
+from drama_wm.sweep import RunSpec, apply_overrides, expand, load_results, run_one
+
+TESTS = Path(__file__).parent
+
+
+def _spec(learner: str = "drama", env: str = "CartPole-v1", seed: int = 0, steps: int = 200) -> RunSpec:
+    return RunSpec(env, seed, steps, learner=learner, preset="tiny", eval_every=100, eval_episodes=2,
+                   checkpoint_every=50)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# --set
+def test_overrides_set_nested_fields_with_their_types() -> None:
+    config = apply_overrides(
+        DramaConfig.tiny(),
+        ["sampler.kind=uniform", "world_model.backbone=mamba", "batch_size=8", "world_model.lr=0.002",
+         "checkpoint_replay=false", "world_model.encoder_channels=[4,8,8,8,8]"],
+    )
+    assert config.sampler.kind == "uniform"
+    assert config.world_model.backbone == "mamba"
+    assert config.world_model.backbone_kwargs == {}  # the preset's Mamba-2 head_dim does not reach Mamba
+    assert config.batch_size == 8 and config.world_model.lr == 0.002 and config.checkpoint_replay is False
+    assert config.world_model.encoder_channels == (4, 8, 8, 8, 8)
+    assert DramaConfig.tiny().sampler.kind == "dfs"  # the preset itself is untouched
+
+
+@pytest.mark.parametrize(
+    ("assignment", "message"),
+    [
+        ("sampler.knd=uniform", "sampler has no field 'knd'"),
+        ("nonsense=1", "DramaConfig has no field 'nonsense'"),
+        ("batch_size=eight", "expected a int"),
+        ("batch_size=1.5", "expected a int"),
+        ("checkpoint_replay=1", "expected true or false"),
+        ("sampler=dfs", "is a whole config"),
+        ("sampler.kind", "expects key=value"),
+    ],
+)
+def test_overrides_reject_unknown_keys_and_bad_values(assignment: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        apply_overrides(DramaConfig.tiny(), [assignment])
+    with pytest.raises(ValueError, match=message):  # a sweep fails before any run starts
+        RunSpec("CartPole-v1", 0, 10, overrides=(assignment,))
+
+
+def test_expand_shares_baselines_across_drama_settings() -> None:
+    a = expand(["CartPole-v1"], [0, 1], 100, ["drama", "sb3-ppo-modelfree"], overrides=["sampler.kind=uniform"])
+    b = expand(["CartPole-v1"], [0, 1], 100, ["drama", "sb3-ppo-modelfree"])
+    assert len(a) == len(b) == 4
+    assert {s.name for s in a if s.learner != "drama"} == {s.name for s in b if s.learner != "drama"}
+    assert {s.name for s in a if s.learner == "drama"}.isdisjoint({s.name for s in b if s.learner == "drama"})
+    assert {s.setting for s in a} == {"drama[cpu_demo] sampler.kind=uniform", "sb3-ppo-modelfree"}
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# One run: checkpoints, resume, result
+def test_drama_run_resumes_from_its_checkpoint_exactly(tmp_path: Path) -> None:
+    spec = _spec()
+    straight = run_one(spec, tmp_path / "a")
+    assert run_one(spec, tmp_path / "b", stop_at=120) is None  # interrupted: checkpoint at 100, curve up to 100
+    folder = tmp_path / "b" / "runs" / spec.name
+    assert (folder / "checkpoint.pt").exists() and not (folder / "result.json").exists()
+    assert [p["step"] for p in json.loads((folder / "curve.json").read_text())["curve"]] == [100]
+    resumed = run_one(spec, tmp_path / "b")
+    assert straight is not None and resumed is not None
+    assert straight["resumed_from"] == [] and resumed["resumed_from"] == [120]
+    assert [p["step"] for p in resumed["curve"]] == [100, 200]
+    # CPU runs continue exactly: the same evaluations and training episodes as the uninterrupted run
+    assert resumed["curve"] == straight["curve"]
+    assert resumed["train_episodes"] == straight["train_episodes"]
+    assert not (folder / "checkpoint.pt").exists()  # a finished run keeps its result only
+    assert run_one(spec, tmp_path / "b") == resumed  # finished runs are not run again
+
+
+@pytest.mark.parametrize("learner", ["sb3-ppo-modelfree", "sb3-dqn-modelfree"])
+def test_baseline_runs_checkpoint_and_resume(tmp_path: Path, learner: str) -> None:
+    pytest.importorskip("stable_baselines3")
+    spec = _spec(learner, steps=300)
+    assert run_one(spec, tmp_path, stop_at=160) is None
+    folder = tmp_path / "runs" / spec.name
+    assert (folder / "model.zip").exists()
+    assert (folder / "replay.pkl").exists() == (learner == "sb3-dqn-modelfree")
+    result = run_one(spec, tmp_path)
+    assert result is not None
+    assert result["resumed_from"] == [160]  # the step of the saved model, not 0
+    assert result["steps"] == 300  # the same budget as Drama, not PPO's next multiple of n_steps
+    assert [p["step"] for p in result["curve"]] == [100, 200, 300]
+    assert all(len(p["returns"]) == 2 for p in result["curve"])
+
+
+def test_run_folder_refuses_another_runs_spec(tmp_path: Path) -> None:
+    spec = _spec(steps=100)
+    folder = tmp_path / "runs" / spec.name
+    folder.mkdir(parents=True)
+    (folder / "spec.json").write_text(json.dumps({**spec.to_dict(), "steps": 5}))
+    with pytest.raises(ValueError, match=r"another run's spec\.json"):
+        run_one(spec, tmp_path)
+
+
+# ------------------------------------------------------------------------------------------------------------------
+# Ray
+@pytest.fixture
+def ray_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Workers import tests/sweep_crash_env.py; the crash marker lives in tmp_path."""
+    pytest.importorskip("ray")
+    path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH", "")) if p)
+    monkeypatch.setenv("PYTHONPATH", path)
+    marker = tmp_path / "crashed"
+    monkeypatch.setenv("SWEEP_CRASH_MARKER", str(marker))
+    return marker
+
+
+def test_local_ray_sweep_runs_two_runs_then_skips_them(tmp_path: Path, ray_env: Path) -> None:
+    import ray
+
+    from drama_wm.sweep import run_sweep
+
+    specs = [_spec("drama", steps=100), _spec("sb3-ppo-modelfree", steps=100)]
+    results = run_sweep(specs, tmp_path / "sweep", num_cpus=1)
+    assert [r["name"] for r in results] == [s.name for s in specs]
+    assert all(r["steps"] == 100 and r["resumed_from"] == [] for r in results)
+    assert sorted(r["name"] for r in load_results(tmp_path / "sweep")) == sorted(s.name for s in specs)
+    assert not ray.is_initialized()  # the sweep shut down the Ray it started
+    start = time.perf_counter()
+    assert run_sweep(specs, tmp_path / "sweep", num_cpus=1) == results  # finished: read back, Ray not started
+    assert time.perf_counter() - start < 2 and not ray.is_initialized()
+
+
+def test_a_run_whose_worker_dies_is_retried_and_resumes(tmp_path: Path, ray_env: Path) -> None:
+    import sweep_crash_env
+
+    from drama_wm.sweep import run_sweep
+
+    spec = RunSpec("sweep_crash_env:CrashOnceCartPole-v0", 0, 150, preset="tiny", eval_every=50, eval_episodes=1,
+                   checkpoint_every=50)
+    (result,) = run_sweep([spec], tmp_path / "sweep", num_cpus=1, max_retries=2)
+    assert ray_env.exists()  # the first attempt's worker did die at its CRASH_AT-th step
+    # The retry resumed from the checkpoint before the crash (step 50 < CRASH_AT = 90), it did not start again
+    assert result["resumed_from"] == [50] and sweep_crash_env.CRASH_AT > 50
+    assert result["steps"] == 150 and [p["step"] for p in result["curve"]] == [50, 100, 150]
