@@ -104,8 +104,19 @@ def measure(steps: int, extra_warmup: int, threads: int, seed: int) -> dict[str,
 def run_worker(checkout: Path, args: argparse.Namespace) -> dict[str, Any]:
     """The measurement in a fresh interpreter importing drama_wm from ``checkout``."""
     env = dict(os.environ, PYTHONPATH=str(checkout), OMP_NUM_THREADS=str(args.threads))
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--steps", str(args.steps),
-           "--extra-warmup", str(args.extra_warmup), "--threads", str(args.threads), "--seed", str(args.seed)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker",
+        "--steps",
+        str(args.steps),
+        "--extra-warmup",
+        str(args.extra_warmup),
+        "--threads",
+        str(args.threads),
+        "--seed",
+        str(args.seed),
+    ]
     out = subprocess.run(cmd, env=env, cwd=str(checkout), check=True, capture_output=True, text=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     if Path(result["drama_wm"]) != (checkout / "drama_wm").resolve():
@@ -143,16 +154,18 @@ def machine_line(threads: int) -> str:
 
 def git_rev(checkout: Path) -> str:
     out = subprocess.run(["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run(["git", "-C", str(checkout), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(checkout), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+    ).stdout.strip()
     return out.stdout.strip() + (" + uncommitted changes" if dirty else "")
 
 
 def table(columns: dict[str, dict[str, Any]]) -> str:
     names = list(columns)
     head = "| phase (ms per real step) | " + " | ".join(names) + " |\n|---|" + "---|" * len(names) + "\n"
-    rows = [f"| {PHASE_NAMES[p]} | " + " | ".join(f"{columns[n]['phase_ms'][p]:.2f}" for n in names) + " |"
-            for p in PHASES]
+    rows = [
+        f"| {PHASE_NAMES[p]} | " + " | ".join(f"{columns[n]['phase_ms'][p]:.2f}" for n in names) + " |" for p in PHASES
+    ]
     total = "| **total** | " + " | ".join(f"**{sum(columns[n]['phase_ms'].values()):.2f}**" for n in names) + " |"
     rate = "| **steps/s (median)** | " + " | ".join(f"**{columns[n]['steps_per_second']:.2f}**" for n in names) + " |"
     return head + "\n".join([*rows, total, rate]) + "\n"
@@ -178,8 +191,10 @@ def main() -> None:
     tmp = None
     if args.baseline_rev:
         tmp = Path(tempfile.mkdtemp(prefix="drama_baseline_"))
-        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", "--quiet", str(tmp / "wt"),
-                        args.baseline_rev], check=True)
+        subprocess.run(
+            ["git", "-C", str(REPO), "worktree", "add", "--detach", "--quiet", str(tmp / "wt"), args.baseline_rev],
+            check=True,
+        )
         checkouts = {f"baseline {args.baseline_rev}": tmp / "wt", "current": REPO}
     revs = {name: git_rev(path) for name, path in checkouts.items()}
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in checkouts}
@@ -188,20 +203,25 @@ def main() -> None:
             for name, path in checkouts.items():
                 result = run_worker(path, args)
                 runs[name].append(result)
-                print(f"round {round_ + 1}/{args.rounds} {name:>20}: {result['steps_per_second']:6.2f} steps/s "
-                      f"(warm-up {result['warmup_seconds']:.1f} s)", flush=True)
+                print(
+                    f"round {round_ + 1}/{args.rounds} {name:>20}: {result['steps_per_second']:6.2f} steps/s "
+                    f"(warm-up {result['warmup_seconds']:.1f} s)",
+                    flush=True,
+                )
     finally:
         if tmp is not None:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tmp / "wt")], check=False)
     summaries = {name: summarize(r) for name, r in runs.items()}
     lines = [
-        f"# cpu_demo on CartPole-v1: steady-state real steps per second\n",
+        "# cpu_demo on CartPole-v1: steady-state real steps per second\n",
         f"- machine: {machine_line(args.threads)}",
         f"- command: `{shlex.join(['python', 'benchmarks/cpu_speed.py', *sys.argv[1:]])}`",
         f"- {args.steps} timed real steps after {500 + args.extra_warmup} (500 warm-up + {args.extra_warmup} "
         f"with updates), median of {args.rounds} run(s) per checkout, each in a fresh process",
-        *(f"- {name}: {revs[name]} ({', '.join(f'{x:.2f}' for x in summaries[name]['all_steps_per_second'])} steps/s)"
-          for name in checkouts),
+        *(
+            f"- {name}: {revs[name]} ({', '.join(f'{x:.2f}' for x in summaries[name]['all_steps_per_second'])} steps/s)"
+            for name in checkouts
+        ),
         "",
         table(summaries),
     ]
