@@ -10,6 +10,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from drama_wm.distributions import SymlogTwoHot, symexp
+from drama_wm.learners.actor_critic import ActorCritic, ActorCriticConfig
 from drama_wm.sequence.common import conv_step
 from drama_wm.sequence.mamba2 import Mamba2Config, Mamba2Mixer, ssm_step
 
@@ -103,3 +105,43 @@ def test_mamba2_mixer_step_matches_reference_over_steps() -> None:
         torch.testing.assert_close(y, ref_y, rtol=1e-5, atol=1e-5)
         for s, r in zip(state, ref_state, strict=True):
             torch.testing.assert_close(s, r, rtol=1e-5, atol=1e-5)
+
+
+def reference_two_hot_loss(two_hot, logits, target):
+    return -(two_hot.encode(target) * F.log_softmax(logits, dim=-1)).sum(-1)
+
+
+def reference_two_hot_mean(two_hot, logits):
+    return symexp((F.softmax(logits, dim=-1) * two_hot.bins(logits)).sum(-1))
+
+
+def test_two_hot_gathered_loss_matches_dense_cross_entropy_and_its_gradient() -> None:
+    two_hot = SymlogTwoHot(255)
+    g = _gen(4)
+    logits = torch.randn(3, 5, 255, generator=g, dtype=torch.float64, requires_grad=True)
+    # inside the range, exactly on bins, on both edges and beyond them (clamped)
+    t1 = torch.cat([torch.randn(13, generator=g, dtype=torch.float64) * 50, torch.tensor([0.0, 1e9])]).view(3, 5)
+    t2 = symexp(two_hot.bins(t1)[torch.randint(0, 255, (3, 5), generator=g)])
+    loss1, loss2 = two_hot.loss_from_log_probs(F.log_softmax(logits, dim=-1), t1, t2)
+    torch.testing.assert_close(loss1, reference_two_hot_loss(two_hot, logits, t1))
+    torch.testing.assert_close(loss2, reference_two_hot_loss(two_hot, logits, t2))
+    torch.testing.assert_close(two_hot.loss(logits, t1), loss1)
+    (grad,) = torch.autograd.grad((loss1 + 0.5 * loss2).sum(), logits)
+    (ref_grad,) = torch.autograd.grad(
+        (reference_two_hot_loss(two_hot, logits, t1) + 0.5 * reference_two_hot_loss(two_hot, logits, t2)).sum(), logits
+    )
+    torch.testing.assert_close(grad, ref_grad)
+
+
+def test_two_hot_mean_matches_reference() -> None:
+    two_hot = SymlogTwoHot(255, -20.0, 20.0)
+    logits = torch.randn(4, 6, 255, generator=_gen(5)) * 3
+    torch.testing.assert_close(two_hot.mean(logits), reference_two_hot_mean(two_hot, logits), rtol=1e-5, atol=1e-6)
+
+
+def test_actor_critic_quantile_levels_match_separate_quantiles() -> None:
+    learner = ActorCritic(ActorCriticConfig.tiny())
+    returns = torch.randn(16, 64, generator=_gen(6))
+    low, high = torch.quantile(returns.flatten(), learner._quantiles(returns))
+    assert low == torch.quantile(returns.flatten(), 0.05)
+    assert high == torch.quantile(returns.flatten(), 0.95)
