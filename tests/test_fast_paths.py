@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from drama_wm.distributions import SymlogTwoHot, symexp
+from drama_wm.distributions import SymlogTwoHot, mode_one_hot, sample_one_hot, softmax, symexp, unimix_probs
 from drama_wm.learners.actor_critic import ActorCritic, ActorCriticConfig
 from drama_wm.sequence.common import conv_step
 from drama_wm.sequence.mamba2 import Mamba2Config, Mamba2Mixer, ssm_step
@@ -145,3 +145,26 @@ def test_actor_critic_quantile_levels_match_separate_quantiles() -> None:
     low, high = torch.quantile(returns.flatten(), learner._quantiles(returns))
     assert low == torch.quantile(returns.flatten(), 0.05)
     assert high == torch.quantile(returns.flatten(), 0.95)
+
+
+@pytest.mark.parametrize("shape", [(2048, 8, 8), (3, 32), (5, 1), (4, 17)])
+def test_softmax_matches_torch_softmax(shape: tuple[int, ...]) -> None:
+    logits = torch.randn(shape, generator=_gen(7)) * 10
+    with torch.no_grad():
+        torch.testing.assert_close(softmax(logits), F.softmax(logits, dim=-1), rtol=1e-6, atol=1e-7)
+    assert torch.equal(softmax(logits.requires_grad_()), F.softmax(logits, dim=-1)), "autograd keeps F.softmax"
+
+
+def test_one_hot_samples_match_reference_values_and_straight_through_gradient() -> None:
+    logits = torch.randn(6, 4, 8, generator=_gen(8), requires_grad=True)
+    probs = unimix_probs(logits, 0.01)
+    u = torch.rand(6, 4, 8, generator=_gen(9))
+    index = (torch.log(probs.detach()) - torch.log(-torch.log(u.clamp(1e-20, 1 - 1e-7)))).argmax(-1)
+    reference = F.one_hot(index, 8).to(probs.dtype)
+    z = sample_one_hot(probs, uniform=u)
+    assert torch.equal(z, reference + probs - probs.detach())
+    (grad,) = torch.autograd.grad((z * torch.arange(8.0)).sum(), logits, retain_graph=True)
+    (ref_grad,) = torch.autograd.grad((probs * torch.arange(8.0)).sum(), logits)
+    torch.testing.assert_close(grad, ref_grad)
+    mode = mode_one_hot(probs)
+    assert torch.equal(mode, F.one_hot(probs.argmax(-1), 8).to(probs.dtype) + probs - probs.detach())
