@@ -168,3 +168,16 @@ def test_one_hot_samples_match_reference_values_and_straight_through_gradient() 
     torch.testing.assert_close(grad, ref_grad)
     mode = mode_one_hot(probs)
     assert torch.equal(mode, F.one_hot(probs.argmax(-1), 8).to(probs.dtype) + probs - probs.detach())
+
+
+def test_keep_freed_memory_is_idempotent_and_can_be_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    from drama_wm import allocator
+
+    monkeypatch.setattr(allocator, "_applied", False)
+    monkeypatch.setenv(allocator.ENV_SWITCH, "0")
+    assert allocator.keep_freed_memory() is False
+    monkeypatch.delenv(allocator.ENV_SWITCH)
+    first = allocator.keep_freed_memory()
+    assert allocator.keep_freed_memory() is first
+    x = torch.randn(1024, 1024)  # allocations still work
+    assert torch.isfinite(x.sum())
