@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from drama_wm.distributions import SymlogTwoHot, mode_one_hot, sample_one_hot, softmax, symexp, unimix_probs
 from drama_wm.learners.actor_critic import ActorCritic, ActorCriticConfig
+from drama_wm.optim import LaProp
 from drama_wm.sequence.common import conv_step
 from drama_wm.sequence.mamba2 import Mamba2Config, Mamba2Mixer, ssm_step
 
@@ -181,3 +182,53 @@ def test_keep_freed_memory_is_idempotent_and_can_be_switched_off(monkeypatch: py
     assert allocator.keep_freed_memory() is first
     x = torch.randn(1024, 1024)  # allocations still work
     assert torch.isfinite(x.sum())
+
+
+class ReferenceLaProp(torch.optim.Optimizer):
+    """The per-parameter LaProp loop the foreach version replaced."""
+
+    def __init__(self, params, lr, betas, eps, weight_decay):
+        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay})
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                state["step"] += 1
+                t = state["step"]
+                grad = p.grad
+                state["exp_avg_sq"].mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                rms = (state["exp_avg_sq"] / (1 - beta2**t)).sqrt_().add_(group["eps"])
+                state["exp_avg"].mul_(beta1).addcdiv_(grad, rms, value=1 - beta1)
+                if group["weight_decay"]:
+                    p.mul_(1 - group["lr"] * group["weight_decay"])
+                p.add_(state["exp_avg"], alpha=-group["lr"] / (1 - beta1**t))
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 1e-2])
+def test_laprop_foreach_matches_per_parameter_loop_exactly(weight_decay: float) -> None:
+    g = _gen(10)
+    ours = [torch.nn.Parameter(torch.randn(s, generator=g)) for s in [(3, 4), (5,), (2, 2, 2)]]
+    ref = [torch.nn.Parameter(p.detach().clone()) for p in ours]
+    opt = LaProp(ours, lr=1e-2, betas=(0.9, 0.999), eps=1e-20, weight_decay=weight_decay)
+    ref_opt = ReferenceLaProp(ref, lr=1e-2, betas=(0.9, 0.999), eps=1e-20, weight_decay=weight_decay)
+    for step in range(6):
+        for i, (a, b) in enumerate(zip(ours, ref, strict=True)):
+            grad = torch.randn(a.shape, generator=g)
+            skip = step == 2 and i == 1  # a parameter without a gradient falls one step behind
+            a.grad = None if skip else grad.clone()
+            b.grad = None if skip else grad.clone()
+        opt.step()
+        ref_opt.step()
+        for a, b in zip(ours, ref, strict=True):
+            assert torch.equal(a, b)
+            assert opt.state[a]["step"] == ref_opt.state[b]["step"]
+            assert torch.equal(opt.state[a]["exp_avg"], ref_opt.state[b]["exp_avg"])
