@@ -11,10 +11,11 @@ import torch
 import torch.nn.functional as F
 
 from drama_wm.distributions import SymlogTwoHot, mode_one_hot, sample_one_hot, softmax, symexp, unimix_probs
+from drama_wm.layers import RMSNorm
 from drama_wm.learners.actor_critic import ActorCritic, ActorCriticConfig
 from drama_wm.optim import LaProp
 from drama_wm.sequence.common import conv_step
-from drama_wm.sequence.mamba2 import Mamba2Config, Mamba2Mixer, ssm_step
+from drama_wm.sequence.mamba2 import Mamba2Config, Mamba2Mixer, gated_rms_norm, ssm_step
 
 
 def _gen(seed: int = 0) -> torch.Generator:
@@ -232,3 +233,27 @@ def test_laprop_foreach_matches_per_parameter_loop_exactly(weight_decay: float) 
             assert torch.equal(a, b)
             assert opt.state[a]["step"] == ref_opt.state[b]["step"]
             assert torch.equal(opt.state[a]["exp_avg"], ref_opt.state[b]["exp_avg"])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_rms_norm_matches_composite(dtype: torch.dtype) -> None:
+    norm = RMSNorm(24).to(dtype)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+    x = torch.randn(7, 3, 24, generator=_gen(11), dtype=dtype) * 4
+    reference = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + norm.eps) * norm.weight
+    torch.testing.assert_close(norm(x), reference)
+
+
+def test_gated_rms_norm_without_graph_matches_the_autograd_function() -> None:
+    norm = RMSNorm(32)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+    proj = torch.randn(9, 70, generator=_gen(12))
+    y, z = torch.randn(9, 32, generator=_gen(13)), proj[:, 3:35]  # z strided, as a slice of in_proj's output
+    with_graph = gated_rms_norm(y.requires_grad_(), z, norm)
+    assert with_graph.requires_grad
+    with torch.no_grad():
+        without = gated_rms_norm(y, z, norm)
+    torch.testing.assert_close(without, with_graph.detach())
+    torch.testing.assert_close(without, norm(y.detach() * F.silu(z)))

@@ -352,7 +352,10 @@ def conv_step(
     y = torch.addcmul(bias, x, weight[:, k - 1]) if bias is not None else x * weight[:, k - 1]
     for j in range(k - 1):
         y.addcmul_(conv_state[:, :, j], weight[:, j])
-    return y, torch.cat([conv_state, x.unsqueeze(-1)], dim=-1)[:, :, 1:]
+    if k == 1:
+        return y, conv_state
+    # The window shifted by one, stacked from [B, C] slices (a cat along the size-K-1 last axis is ~4x slower).
+    return y, torch.stack([*conv_state[:, :, 1:].unbind(-1), x], dim=-1)
 
 
 def inverse_softplus_dt_bias(

@@ -251,6 +251,9 @@ def gated_rms_norm(y: torch.Tensor, z: torch.Tensor, norm: RMSNorm) -> torch.Ten
     """
     if y.dtype in (torch.float16, torch.bfloat16) or z.dtype != y.dtype:
         return norm(y * F.silu(z))
+    if not (torch.is_grad_enabled() and (y.requires_grad or z.requires_grad or norm.weight.requires_grad)):
+        # No graph to build (imagination, acting): skip the autograd.Function and its saved copy of z.
+        return F.rms_norm(F.silu(z).mul_(y), norm.weight.shape, norm.weight.to(y.dtype), norm.eps)
     return _GatedRMSNorm.apply(y, z, norm.weight.to(y.dtype), norm.eps)
 
 
