@@ -15,7 +15,7 @@ from drama_wm.layers import RMSNorm
 from drama_wm.learners.actor_critic import ActorCritic, ActorCriticConfig
 from drama_wm.optim import LaProp
 from drama_wm.sequence.common import conv_step
-from drama_wm.sequence.mamba2 import Mamba2Config, Mamba2Mixer, gated_rms_norm, ssm_step
+from drama_wm.sequence.mamba2 import Mamba2Config, Mamba2Mixer, gated_rms_norm, ssd_scan, ssm_step
 
 
 def _gen(seed: int = 0) -> torch.Generator:
@@ -257,3 +257,23 @@ def test_gated_rms_norm_without_graph_matches_the_autograd_function() -> None:
         without = gated_rms_norm(y, z, norm)
     torch.testing.assert_close(without, with_graph.detach())
     torch.testing.assert_close(without, norm(y.detach() * F.silu(z)))
+
+
+@pytest.mark.parametrize("length,chunk", [(8, 64), (8, 8), (13, 4)])
+@pytest.mark.parametrize("with_resets", [False, True])
+def test_ssd_scan_from_a_zero_state_matches_the_general_path(length: int, chunk: int, with_resets: bool) -> None:
+    """The zero-start shortcut gives exactly what the general path computes (forced by a graph on the state)."""
+    g = _gen(14)
+    b, h, p, n = 3, 2, 4, 5
+    x = torch.randn(b, length, h, p, generator=g, dtype=torch.float64)
+    dt = torch.rand(b, length, h, generator=g, dtype=torch.float64) * 0.5
+    A = -torch.rand(h, generator=g, dtype=torch.float64) * 4
+    B, C = torch.randn(b, length, n, generator=g, dtype=torch.float64), torch.randn(b, length, n, generator=g)
+    C = C.double()
+    D = torch.randn(h, generator=g, dtype=torch.float64)
+    first = torch.rand(b, length, generator=g) < 0.2 if with_resets else None
+    zero = torch.zeros(b, h, p, n, dtype=torch.float64)
+    y_fast, s_fast = ssd_scan(x, dt, A, B, C, chunk, zero, D, first)
+    y_ref, s_ref = ssd_scan(x, dt, A, B, C, chunk, zero.clone().requires_grad_(), D, first)
+    torch.testing.assert_close(y_fast, y_ref.detach(), rtol=0, atol=0)
+    torch.testing.assert_close(s_fast, s_ref.detach(), rtol=0, atol=0)
