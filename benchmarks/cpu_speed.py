@@ -117,7 +117,9 @@ def run_worker(checkout: Path, args: argparse.Namespace) -> dict[str, Any]:
         "--seed",
         str(args.seed),
     ]
-    out = subprocess.run(cmd, env=env, cwd=str(checkout), check=True, capture_output=True, text=True)
+    out = subprocess.run(cmd, env=env, cwd=str(checkout), capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"worker for {checkout} failed ({out.returncode}):\n{out.stderr[-4000:]}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
     if Path(result["drama_wm"]) != (checkout / "drama_wm").resolve():
         raise RuntimeError(f"worker imported drama_wm from {result['drama_wm']}, expected {checkout}")
@@ -150,6 +152,11 @@ def machine_line(threads: int) -> str:
         f"{cpu}, {os.cpu_count()} cores (this process pinned to cores {affinity}), {threads} torch thread(s); "
         f"torch {torch.__version__}; python {sys.version.split()[0]}; {datetime.datetime.now():%Y-%m-%d %H:%M}"
     )
+
+
+def load_average() -> str:
+    """1-minute load average: other processes on the machine distort every number here, 2-thread runs most."""
+    return f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "n/a"
 
 
 def git_rev(checkout: Path) -> str:
@@ -198,6 +205,7 @@ def main() -> None:
         checkouts = {f"baseline {args.baseline_rev}": tmp / "wt", "current": REPO}
     revs = {name: git_rev(path) for name, path in checkouts.items()}
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in checkouts}
+    loads = [load_average()]
     try:
         for round_ in range(args.rounds):
             for name, path in checkouts.items():
@@ -208,6 +216,7 @@ def main() -> None:
                     f"(warm-up {result['warmup_seconds']:.1f} s)",
                     flush=True,
                 )
+            loads.append(load_average())
     finally:
         if tmp is not None:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tmp / "wt")], check=False)
@@ -215,6 +224,7 @@ def main() -> None:
     lines = [
         "# cpu_demo on CartPole-v1: steady-state real steps per second\n",
         f"- machine: {machine_line(args.threads)}",
+        f"- 1-minute load average before and after each round: {', '.join(loads)} (other processes share the cores)",
         f"- command: `{shlex.join(['python', 'benchmarks/cpu_speed.py', *sys.argv[1:]])}`",
         f"- {args.steps} timed real steps after {500 + args.extra_warmup} (500 warm-up + {args.extra_warmup} "
         f"with updates), median of {args.rounds} run(s) per checkout, each in a fresh process",
