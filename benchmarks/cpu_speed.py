@@ -46,7 +46,7 @@ PHASE_NAMES = {
 
 
 # ---------------------------------------------------------------------------------------------------------- worker
-def measure(steps: int, extra_warmup: int, threads: int, seed: int) -> dict[str, Any]:
+def measure(steps: int, extra_warmup: int, threads: int, seed: int, compile_step: bool = False) -> dict[str, Any]:
     """Run one agent past warm-up and time ``steps`` steady-state real steps; returns steps/s and phase seconds."""
     import torch
 
@@ -56,6 +56,9 @@ def measure(steps: int, extra_warmup: int, threads: int, seed: int) -> dict[str,
 
     agent = Drama("CartPole-v1", DramaConfig.cpu_demo(), seed=seed, device="cpu")
     dream = agent.dream
+    compiled = compile_step and hasattr(dream, "compile_step")  # checkouts without the option step eagerly
+    if compiled:
+        dream.compile_step = True
     spent = {"dream_reset": 0.0, "dream_steps": 0.0}
 
     def timed(name: str, fn: Any) -> Any:
@@ -97,6 +100,7 @@ def measure(steps: int, extra_warmup: int, threads: int, seed: int) -> dict[str,
         "warmup_seconds": warmup_seconds,
         "phases": phases,
         "threads": torch.get_num_threads(),
+        "compile_step": compiled,
     }
 
 
@@ -116,6 +120,7 @@ def run_worker(checkout: Path, args: argparse.Namespace) -> dict[str, Any]:
         str(args.threads),
         "--seed",
         str(args.seed),
+        *(["--compile-step"] if args.compile_step else []),
     ]
     out = subprocess.run(cmd, env=env, cwd=str(checkout), capture_output=True, text=True)
     if out.returncode != 0:
@@ -133,6 +138,7 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "all_steps_per_second": [r["steps_per_second"] for r in runs],
         "phase_ms": {p: statistics.median(1e3 * r["phases"][p] / r["steps"] for r in runs) for p in PHASES},
         "warmup_seconds": statistics.median(r["warmup_seconds"] for r in runs),
+        "compile_step": any(r.get("compile_step", False) for r in runs),
     }
 
 
@@ -174,8 +180,16 @@ def table(columns: dict[str, dict[str, Any]]) -> str:
         f"| {PHASE_NAMES[p]} | " + " | ".join(f"{columns[n]['phase_ms'][p]:.2f}" for n in names) + " |" for p in PHASES
     ]
     total = "| **total** | " + " | ".join(f"**{sum(columns[n]['phase_ms'].values()):.2f}**" for n in names) + " |"
+    warm = (
+        "| warm-up seconds (500 random + extra steps; includes any compilation) | "
+        + " | ".join(
+            f"{columns[n]['warmup_seconds']:.1f}" + (" (compiled step)" if columns[n]["compile_step"] else "")
+            for n in names
+        )
+        + " |"
+    )
     rate = "| **steps/s (median)** | " + " | ".join(f"**{columns[n]['steps_per_second']:.2f}**" for n in names) + " |"
-    return head + "\n".join([*rows, total, rate]) + "\n"
+    return head + "\n".join([*rows, total, warm, rate]) + "\n"
 
 
 def main() -> None:
@@ -187,11 +201,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="runs per checkout (alternating with the baseline)")
     parser.add_argument("--baseline-rev", default=None, help="git revision to time side by side (temporary worktree)")
     parser.add_argument("--out", default="cpu_speed.md", help="result file in benchmarks/results ('' for none)")
+    parser.add_argument(
+        "--compile-step",
+        action="store_true",
+        help="turn on DreamEnv.compile_step where the checkout has it (compile time lands in the warm-up)",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.worker:
-        print(json.dumps(measure(args.steps, args.extra_warmup, args.threads, args.seed)))
+        print(json.dumps(measure(args.steps, args.extra_warmup, args.threads, args.seed, args.compile_step)))
         return
 
     checkouts = {"current": REPO}

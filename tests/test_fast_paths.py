@@ -277,3 +277,50 @@ def test_ssd_scan_from_a_zero_state_matches_the_general_path(length: int, chunk:
     y_ref, s_ref = ssd_scan(x, dt, A, B, C, chunk, zero.clone().requires_grad_(), D, first)
     torch.testing.assert_close(y_fast, y_ref.detach(), rtol=0, atol=0)
     torch.testing.assert_close(s_fast, s_ref.detach(), rtol=0, atol=0)
+
+
+def _cartpole_dream(**kwargs):
+    import gymnasium as gym
+    from conftest import fill_replay
+
+    from drama_wm import DreamEnv, WorldModel, WorldModelConfig
+
+    env = gym.make("CartPole-v1")
+    replay = fill_replay(env, 80)
+    torch.manual_seed(0)
+    model = WorldModel(env.observation_space, env.action_space, WorldModelConfig.tiny())
+    return DreamEnv(model, replay, num_envs=4, context_length=4, horizon=5, seed=3, **kwargs)
+
+
+def _dream_rollout(dream, steps: int = 6) -> list:
+    obs, _ = dream.reset(seed=5)
+    out = [obs]
+    for t in range(steps):
+        obs, reward, terminated, truncated, _ = dream.step(torch.tensor([t % 2, 1, 0, 1]).numpy())
+        out += [obs, reward, terminated, truncated]
+    return out
+
+
+def test_dream_compile_step_falls_back_to_eager_when_compilation_fails(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken_compile(fn, **kwargs):
+        def run(*args):
+            raise RuntimeError("no compiler here")
+
+        return run
+
+    reference = _dream_rollout(_cartpole_dream())
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    dream = _cartpole_dream(compile_step=True)
+    with pytest.warns(UserWarning, match="compile_step failed"):
+        rolled = _dream_rollout(dream)
+    for a, b in zip(reference, rolled, strict=True):
+        torch.testing.assert_close(torch.as_tensor(a), torch.as_tensor(b), rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_dream_compile_step_matches_eager() -> None:
+    """torch.compile of the transition (tens of seconds on CPU): same dream up to float rounding."""
+    reference = _dream_rollout(_cartpole_dream())
+    rolled = _dream_rollout(_cartpole_dream(compile_step=True))
+    for a, b in zip(reference, rolled, strict=True):
+        torch.testing.assert_close(torch.as_tensor(a), torch.as_tensor(b), rtol=1e-4, atol=1e-5)
