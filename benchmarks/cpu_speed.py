@@ -25,6 +25,8 @@ import datetime
 import json
 import os
 import shlex
+import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -213,6 +215,8 @@ def main() -> None:
         print(json.dumps(measure(args.steps, args.extra_warmup, args.threads, args.seed, args.compile_step)))
         return
 
+    # A terminated run (e.g. by ``timeout``) still removes its temporary worktree.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     checkouts = {"current": REPO}
     tmp = None
     if args.baseline_rev:
@@ -239,6 +243,7 @@ def main() -> None:
     finally:
         if tmp is not None:
             subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tmp / "wt")], check=False)
+            shutil.rmtree(tmp, ignore_errors=True)
     summaries = {name: summarize(r) for name, r in runs.items()}
     lines = [
         "# cpu_demo on CartPole-v1: steady-state real steps per second\n",

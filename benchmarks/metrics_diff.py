@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -90,6 +91,7 @@ def main() -> None:
         base = run(tmp, args.steps, args.seed)
     finally:
         subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(tmp)], check=False)
+        shutil.rmtree(tmp.parent, ignore_errors=True)
     current = run(REPO, args.steps, args.seed)
     print(f"{len(base)} records over {args.steps} real steps, seed {args.seed}: {args.baseline_rev} vs current\n")
     print("\n".join(compare(base, current)))
