@@ -41,15 +41,20 @@ class SymlogTwoHot:
             self._bins[key] = torch.linspace(self.low, self.high, self.n_bins, device=like.device, dtype=like.dtype)
         return self._bins[key]
 
-    def encode(self, target: torch.Tensor) -> torch.Tensor:
-        """target [...] -> two-hot weights [..., n_bins] over the symlog bins (sums to 1)."""
-        bins = self.bins(target)
+    def _neighbours(self, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The two bins around symlog(target) and the weight of the upper one: (below, above, w_above), each [...]."""
         y = symlog(target).clamp(self.low, self.high)
         step = (self.high - self.low) / (self.n_bins - 1)
         pos = (y - self.low) / step
         below = pos.floor().long().clamp(0, self.n_bins - 1)
         above = (below + 1).clamp(max=self.n_bins - 1)
         w_above = (pos - below.to(pos.dtype)).clamp(0.0, 1.0)
+        return below, above, w_above
+
+    def encode(self, target: torch.Tensor) -> torch.Tensor:
+        """target [...] -> two-hot weights [..., n_bins] over the symlog bins (sums to 1)."""
+        bins = self.bins(target)
+        below, above, w_above = self._neighbours(target)
         out = torch.zeros(*target.shape, self.n_bins, device=target.device, dtype=bins.dtype)
         out.scatter_add_(-1, below.unsqueeze(-1), (1.0 - w_above).unsqueeze(-1))
         out.scatter_add_(-1, above.unsqueeze(-1), w_above.unsqueeze(-1))
@@ -57,17 +62,54 @@ class SymlogTwoHot:
 
     def loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Negative log-likelihood of ``target`` [...] under ``logits`` [..., n_bins]; returns [...]."""
-        return -(self.encode(target.to(logits.dtype)) * F.log_softmax(logits, dim=-1)).sum(-1)
+        return self.loss_from_log_probs(F.log_softmax(logits, dim=-1), target)[0]
+
+    def loss_from_log_probs(self, log_probs: torch.Tensor, *targets: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """:meth:`loss` of each of ``targets`` [...] from one ``log_softmax(logits)`` [..., n_bins].
+
+        The two-hot encoding has two non-zero weights, so the cross-entropy is gathered at those two bins instead of
+        summed over a dense [..., n_bins] product (same value: the other terms are exact zeros; same gradient). All
+        targets share one gather, whose backward is one scatter into a zero [..., n_bins] gradient.
+        """
+        parts = [self._neighbours(t.to(log_probs.dtype)) for t in targets]
+        index = torch.stack([i for below, above, _ in parts for i in (below, above)], dim=-1)
+        picked = log_probs.gather(-1, index)  # [..., 2 * len(targets)]
+        return tuple(
+            -((1.0 - w_above) * picked[..., 2 * k] + w_above * picked[..., 2 * k + 1])
+            for k, (_, _, w_above) in enumerate(parts)
+        )
 
     def mean(self, logits: torch.Tensor) -> torch.Tensor:
         """Point prediction [...] = symexp(softmax(logits) . bins)."""
-        return symexp((F.softmax(logits, dim=-1) * self.bins(logits)).sum(-1))
+        return symexp(F.softmax(logits, dim=-1) @ self.bins(logits))
+
+
+#: Softmax over a last axis at most this wide runs as explicit ops when no gradient is needed (see :func:`softmax`).
+SMALL_SOFTMAX = 16
+
+
+def softmax(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last axis.
+
+    For narrow last axes (the 8- and 32-class latents) without autograd, ``exp(x - max) / sum`` as four whole-tensor
+    ops: torch's CPU softmax kernel works row by row and is about 5x slower on [2048, 8, 8] (values agree to a
+    rounding). Under autograd, and for wide axes, it is ``F.softmax``.
+    """
+    if logits.shape[-1] > SMALL_SOFTMAX or (logits.requires_grad and torch.is_grad_enabled()):
+        return F.softmax(logits, dim=-1)
+    e = (logits - logits.amax(-1, keepdim=True)).exp_()
+    return e.div_(e.sum(-1, keepdim=True))
 
 
 def unimix_probs(logits: torch.Tensor, unimix: float) -> torch.Tensor:
     """Softmax over the last axis mixed with ``unimix`` of the uniform distribution (REFERENCE.md: 1%)."""
-    probs = F.softmax(logits, dim=-1)
+    probs = softmax(logits)
     return (1.0 - unimix) * probs + unimix / probs.shape[-1]
+
+
+def _one_hot_like(index: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """``F.one_hot(index, classes).to(like.dtype)`` for ``like`` [..., classes] in one scatter (same values)."""
+    return torch.zeros_like(like, memory_format=torch.contiguous_format).scatter_(-1, index.unsqueeze(-1), 1.0)
 
 
 def sample_one_hot(
@@ -88,14 +130,13 @@ def sample_one_hot(
         raise ValueError(f"uniform must have the shape of probs {tuple(p.shape)}, got {tuple(uniform.shape)}")
     u = uniform.to(p.dtype).clamp(1e-20, 1.0 - 1e-7)
     index = (torch.log(p) - torch.log(-torch.log(u))).argmax(-1)
-    one_hot = F.one_hot(index, probs.shape[-1]).to(probs.dtype)
-    return one_hot + probs - probs.detach()
+    return _one_hot_like(index, p) + probs - p
 
 
 def mode_one_hot(probs: torch.Tensor) -> torch.Tensor:
     """The most likely class of each categorical as a one-hot, with straight-through gradients."""
-    one_hot = F.one_hot(probs.argmax(-1), probs.shape[-1]).to(probs.dtype)
-    return one_hot + probs - probs.detach()
+    p = probs.detach()
+    return _one_hot_like(p.argmax(-1), p) + probs - p
 
 
 def categorical_kl(p_probs: torch.Tensor, q_probs: torch.Tensor) -> torch.Tensor:

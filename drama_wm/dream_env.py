@@ -31,6 +31,7 @@ captured again whenever a parameter or the carried state is re-allocated (``.to(
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import Any
 
 import gymnasium as gym
@@ -62,6 +63,11 @@ class DreamEnv(gym.vector.VectorEnv):
             module docstring); ignored on other devices.
         check_actions: verify that actions lie in [0, n_actions). The check reads the actions back to the host, a
             device sync per step; a learner whose actions are valid by construction may turn it off.
+        compile_step: run the step's world-model transition through ``torch.compile`` when no CUDA graph is used
+            (opt-in; also settable later as the attribute ``compile_step``). On one CPU thread it made the cpu_demo
+            transition 1.6x faster (2.56 -> 1.59 ms at b=256) after 13-18 s of compilation, about what a 3-minute
+            run saves; worth it for longer runs. Needs a C++ compiler; a failed compilation falls back to eager
+            with a warning.
     """
 
     def __init__(
@@ -79,6 +85,7 @@ class DreamEnv(gym.vector.VectorEnv):
         seed: int | None = None,
         cuda_graph: bool = True,
         check_actions: bool = True,
+        compile_step: bool = False,
     ) -> None:
         if world_model.observation_space != replay.observation_space or world_model.action_space != replay.action_space:
             raise ValueError(
@@ -111,6 +118,8 @@ class DreamEnv(gym.vector.VectorEnv):
         self.device = torch.device(device) if device is not None else world_model.prior_head.weight.device
         self.cuda_graph = bool(cuda_graph) and self.device.type == "cuda"
         self.check_actions = bool(check_actions)
+        self.compile_step = bool(compile_step)
+        self._compiled_transition: Any = None
         render_modes = ["rgb_array"] if world_model.is_image else []
         self.metadata = {"autoreset_mode": autoreset_mode, "render_modes": render_modes}
         self.render_mode = "rgb_array" if world_model.is_image else None
@@ -175,7 +184,8 @@ class DreamEnv(gym.vector.VectorEnv):
                     self._graph = _StepGraph(self, noise)
                 reward, terminated = self._graph.replay(action, noise)
             else:
-                self._state, self._z, reward, terminated = self._transition(self._state, self._z, action, noise)
+                transition = self._compiled() if self.compile_step else self._transition
+                self._state, self._z, reward, terminated = transition(self._state, self._z, action, noise)
         self._elapsed += 1
         truncated = (self._elapsed >= self.horizon) & ~terminated
         infos: dict[str, Any] = {}
@@ -243,6 +253,22 @@ class DreamEnv(gym.vector.VectorEnv):
         if self.termination == "threshold":
             return latent, None
         return latent, torch.rand(self.num_envs, generator=self._generator, device=self.device, dtype=dtype)
+
+    def _compiled(self) -> Any:
+        """The transition through ``torch.compile`` (built on first use), or the eager one if compilation fails."""
+        if self._compiled_transition is None:
+            compiled = torch.compile(self._transition, dynamic=False)
+
+            def guarded(*args: Any) -> Any:
+                try:
+                    return compiled(*args)
+                except Exception as err:  # no compiler, unsupported op, ...: never let a speed option break a run
+                    warnings.warn(f"DreamEnv compile_step failed, stepping eagerly: {err}", stacklevel=2)
+                    self._compiled_transition = self._transition
+                    return self._transition(*args)
+
+            self._compiled_transition = guarded
+        return self._compiled_transition
 
     def _transition(
         self,

@@ -24,6 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from drama_wm import checkpoint
+from drama_wm.allocator import keep_freed_memory
 from drama_wm.dream_env import DreamEnv
 from drama_wm.envs.scores import human_normalized_score, is_atari_100k_game
 from drama_wm.latent_observation import LatentObservation
@@ -271,6 +272,8 @@ class Drama:
         self.device = (
             torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else torch.device(device)
         )
+        if self.device.type == "cpu":
+            keep_freed_memory()  # page faults on fresh tensor memory cost as much as the arithmetic on CPU
         self.env_spec = env if isinstance(env, str) else None
         if seed is not None:
             torch.manual_seed(seed)

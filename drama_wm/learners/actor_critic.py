@@ -160,12 +160,15 @@ class ActorCritic:
         weight = torch.cumprod(torch.cat([torch.ones_like(cont_t[:1]), cont_t[:-1]]), dim=0)
 
         # 2. lambda-returns from the critic's values (one critic pass; its gradient serves the critic loss below).
-        critic_logits = self.critic(feats_t)
+        # The bootstrap value of the last features is learned from by nobody: its pass runs without a graph (a slice
+        # of one 17-step pass would cost a full-size zero-filled gradient in backward).
+        critic_logits = self.critic(feats_t[:-1])
         with torch.no_grad():
-            value = self.two_hot.mean(critic_logits.detach())
+            value = torch.cat([self.two_hot.mean(critic_logits.detach()), self.two_hot.mean(self.critic(feats_t[-1:]))])
             returns = lambda_returns(reward_t, value, cont_t, c.gamma, c.lambda_)
             # 3. Percentile return normalisation.
-            spread = torch.quantile(returns.flatten(), 0.95) - torch.quantile(returns.flatten(), 0.05)
+            low, high = torch.quantile(returns.flatten(), self._quantiles(returns))
+            spread = high - low
             self.return_scale = c.return_scale_decay * self.return_scale + (1 - c.return_scale_decay) * spread
             advantage = (returns - value[:-1]) / self.return_scale.clamp_min(1.0)
 
@@ -178,12 +181,12 @@ class ActorCritic:
         )
 
         # Critic: two-hot regression on the returns, regularised towards the slow critic.
-        logits = critic_logits[:-1]
         with torch.no_grad():
             slow_target = self.two_hot.mean(self.slow_critic(feats_t[:-1]))
-        critic_loss = (
-            weight * (self.two_hot.loss(logits, returns) + c.slow_critic_reg * self.two_hot.loss(logits, slow_target))
-        ).mean()
+        return_loss, slow_loss = self.two_hot.loss_from_log_probs(
+            torch.log_softmax(critic_logits, dim=-1), returns, slow_target
+        )
+        critic_loss = (weight * (return_loss + c.slow_critic_reg * slow_loss)).mean()
         critic_norm, critic_ok = apply_gradients(
             critic_loss, self.critic, self.critic_opt, c.lr, self.updates, 0, c.grad_clip
         )
@@ -203,6 +206,13 @@ class ActorCritic:
             "behaviour/critic_grad_norm": critic_norm,
             "behaviour/skipped_update": float(not (actor_ok and critic_ok)),
         }
+
+    def _quantiles(self, like: torch.Tensor) -> torch.Tensor:
+        """The 5th and 95th percentile levels as one tensor (one sort for both)."""
+        key = (like.device, like.dtype)
+        if getattr(self, "_quantile_levels", (None, None))[0] != key:
+            self._quantile_levels = (key, torch.tensor([0.05, 0.95], device=like.device, dtype=like.dtype))
+        return self._quantile_levels[1]
 
     def state_dict(self) -> dict[str, Any]:
         self._require_bound()

@@ -167,17 +167,29 @@ def ssd_scan(
         decay_from_start = decay_from_start * (resets == 0)
     chunk_states = xh.transpose(-1, -2) @ (Bc * decay_to_end.unsqueeze(-1))  # [b, H, c, P, N]
 
+    # A fresh (all-zero) initial state, as at every dream reset and in every world-model batch, contributes nothing:
+    # its read-out and decay are skipped, which gives the same values. Checked on CPU only (the check reads the state
+    # back to the host) and never for a state that is part of a graph (its gradient must still be produced).
+    zero_start = not initial_state.is_cuda and not initial_state.requires_grad and not bool(initial_state.any())
+
     # Linear recurrence between chunks: c = L / Q steps on [b, H, P, N], O(L) overall.
     incoming = []
     state = initial_state
-    for decay_j, contribution_j in zip(chunk_decay.unbind(2), chunk_states.unbind(2), strict=True):
+    for j, (decay_j, contribution_j) in enumerate(zip(chunk_decay.unbind(2), chunk_states.unbind(2), strict=True)):
         incoming.append(state)
-        state = torch.addcmul(contribution_j, decay_j.view(b, h, 1, 1), state)
-    states_in = torch.stack(incoming, dim=2)  # [b, H, c, P, N]: state entering each chunk
+        if j == 0 and zero_start:
+            state = contribution_j
+        else:
+            state = torch.addcmul(contribution_j, decay_j.view(b, h, 1, 1), state)
 
     # Off-diagonal blocks (incoming state read out by C_t, decayed to t) plus diagonal blocks, in one baddbmm.
-    y_off = (Cc * decay_from_start.unsqueeze(-1)) @ states_in.transpose(-1, -2)  # [b, H, c, q, P]
-    y = torch.baddbmm(y_off.flatten(0, 2), scores.flatten(0, 2), xh.flatten(0, 2))
+    if c == 1 and zero_start:
+        y = torch.bmm(scores.flatten(0, 2), xh.flatten(0, 2))
+    else:
+        # [b, H, c, P, N]: state entering each chunk (a view for a single chunk)
+        states_in = initial_state.unsqueeze(2) if c == 1 else torch.stack(incoming, dim=2)
+        y_off = (Cc * decay_from_start.unsqueeze(-1)) @ states_in.transpose(-1, -2)  # [b, H, c, q, P]
+        y = torch.baddbmm(y_off.flatten(0, 2), scores.flatten(0, 2), xh.flatten(0, 2))
     y = _contiguous_grad(y.view(b, h, c, q, p)).permute(0, 2, 3, 1, 4).reshape(b, c * q, h, p)
     return y[:, :length], state
 
@@ -251,6 +263,9 @@ def gated_rms_norm(y: torch.Tensor, z: torch.Tensor, norm: RMSNorm) -> torch.Ten
     """
     if y.dtype in (torch.float16, torch.bfloat16) or z.dtype != y.dtype:
         return norm(y * F.silu(z))
+    if not (torch.is_grad_enabled() and (y.requires_grad or z.requires_grad or norm.weight.requires_grad)):
+        # No graph to build (imagination, acting): skip the autograd.Function and its saved copy of z.
+        return F.rms_norm(F.silu(z).mul_(y), norm.weight.shape, norm.weight.to(y.dtype), norm.eps)
     return _GatedRMSNorm.apply(y, z, norm.weight.to(y.dtype), norm.eps)
 
 
@@ -359,24 +374,43 @@ class Mamba2Mixer(Mixer):
     def step(self, u: torch.Tensor, state: State) -> tuple[torch.Tensor, State]:
         """u [B, D] -> (y [B, D], state). The recurrence of paper Eq. 1, O(1) in the tokens consumed."""
         cfg = self.config
+        h, p, n = cfg.n_heads, cfg.head_dim, cfg.d_state
         conv_state, ssm_state = state
         z, xbc, dt = self._split_proj(self.in_proj(u))
         xbc, new_conv = conv_step(xbc, self.conv_weight, self.conv_bias, conv_state)
         conv_state = new_conv.to(conv_state.dtype)
-        x, B, C = torch.split(F.silu(xbc), [cfg.d_inner, cfg.d_state, cfg.d_state], dim=-1)
-        x = x.reshape(-1, cfg.n_heads, cfg.head_dim)  # [B, H, P]
+        x, B, C = torch.split(F.silu(xbc), [cfg.d_inner, n, n], dim=-1)
+        x = x.reshape(-1, h, p)  # [B, H, P]
         sdt = ssm_state.dtype
         with torch.autocast(u.device.type, enabled=False):
             x = x.to(sdt)
             dt = F.softplus(dt.to(sdt) + self.dt_bias.to(sdt))  # [B, H]
             decay = torch.exp(dt * -torch.exp(self.A_log.to(sdt)))  # [B, H]
-            inp = (x * dt.unsqueeze(-1)).unsqueeze(-1) * B.to(sdt).view(-1, 1, 1, cfg.d_state)
-            ssm_state = decay.view(-1, cfg.n_heads, 1, 1) * ssm_state + inp  # [B, H, P, N]
-            y = (ssm_state @ C.to(sdt).view(-1, 1, cfg.d_state, 1)).squeeze(-1)  # [B, H, P]
-            y = y + x * self.D.to(sdt).view(-1, 1)
+            ssm_state, y = ssm_step(ssm_state, decay, x * dt.unsqueeze(-1), B.to(sdt), C.to(sdt))
+            y = y.addcmul_(x, self.D.to(sdt).view(-1, 1))  # + D x
         y = y.reshape(-1, cfg.d_inner).to(u.dtype)
         y = gated_rms_norm(y, z, self.norm)
         return self.out_proj(y), (conv_state, ssm_state)
+
+
+def ssm_step(
+    state: torch.Tensor, decay: torch.Tensor, x_dt: torch.Tensor, B: torch.Tensor, C: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One token of the Mamba-2 recurrence: h' = decay h + (x dt) B^T and y = h' C (without the D skip).
+
+    Shapes: state [b, H, P, N], decay [b, H], x_dt [b, H, P], B and C [b, N] -> (h' [b, H, P, N], y [b, H, P]).
+
+    The state is the one large tensor of an imagined step (4 MB at b=256 for the cpu_demo model), so this touches it
+    as little as possible: one allocation for h' (written by the decay product, then the rank-1 input added in
+    place; the same roundings as ``decay * h + (x dt) B^T``) and one read for y, a batched row-vector-times-matrix
+    product over the transposed state view. Composing it from broadcast ops allocated three state-sized
+    temporaries (about 3x slower on one CPU thread, most of it page faults on freshly allocated memory).
+    """
+    b, h, p, n = state.shape
+    new = state * decay.view(b, h, 1, 1)
+    new.add_(x_dt.unsqueeze(-1) * B.view(b, 1, 1, n))
+    y = torch.bmm(C.view(b, 1, n), new.view(b, h * p, n).transpose(1, 2))  # [b, 1, H * P]
+    return new, y.view(b, h, p)
 
 
 class Mamba2(ResidualStack):
