@@ -16,8 +16,8 @@ over grayscale frames: 4x84x84)
 
 Float vectors, images that already fit and ``H x W x C`` grids of at most ``MAX_GRID_SIDE`` cells a side (MinAtar's
 10x10 frames, which the world model's grid encoder takes as they are) are left alone (no wrapper).
-:class:`~drama_wm.Drama` applies the adapter to the env it trains on, to every env it evaluates in and to the raw observations ``predict`` receives, and
-stores its description in checkpoints so a loaded agent sees the same view.
+:class:`~drama_wm.Drama` applies the adapter to the env it trains on, to every env it evaluates in and to the raw
+observations ``predict`` receives, and stores its description in checkpoints so a loaded agent sees the same view.
 """
 
 from __future__ import annotations
