@@ -22,20 +22,23 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo (the platform's processor string where that is missing)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "cpu"
+
+
 def machine(device: torch.device) -> str:
     """One line naming the hardware, the torch build and the date."""
     if device.type == "cuda":
         hw = torch.cuda.get_device_name(device)
     else:
-        cpu = platform.processor() or "cpu"
-        try:
-            for line in Path("/proc/cpuinfo").read_text().splitlines():
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-        except OSError:
-            pass
-        hw = f"{cpu}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
+        hw = f"{cpu_name()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads"
     return f"{hw}; torch {torch.__version__}; python {sys.version.split()[0]}; {datetime.date.today().isoformat()}"
 
 

@@ -147,14 +147,9 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def machine_line(threads: int) -> str:
     import torch
 
-    cpu = "cpu"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    from _common import cpu_name  # this script's folder is on sys.path when it runs
+
+    cpu = cpu_name()
     affinity = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
     return (
         f"{cpu}, {os.cpu_count()} cores (this process pinned to cores {affinity}), {threads} torch thread(s); "
