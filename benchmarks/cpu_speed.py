@@ -146,7 +146,6 @@ def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 def machine_line(threads: int) -> str:
     import torch
-
     from _common import cpu_name  # this script's folder is on sys.path when it runs
 
     cpu = cpu_name()
