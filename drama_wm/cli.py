@@ -46,6 +46,11 @@ DEMO_TARGET = 475.0
 DEMO_EVAL_EVERY = 500
 DEMO_EVAL_EPISODES = 20
 #: Settings of a new ``drama-wm train`` run when their flags are not given (a resumed run takes the checkpoint's).
+#: Seconds per real step (train ratio 1, 2 torch threads) of the XS preset on our 2-core CPU, measured with
+#: ``python benchmarks/throughput.py --device cpu`` on 2026-11-22 (BENCHMARKS.md, "Phases of a Drama step"); the S
+#: preset (a larger encoder and state) costs more, so its warning uses this as a lower bound. Machines differ: an
+#: order of magnitude, not a promise.
+XS_CPU_SECONDS_PER_STEP = 48.7
 TRAIN_DEFAULTS: dict[str, Any] = {
     "env": "ALE/Pong-v5",
     "preset": "xs",
@@ -350,6 +355,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     remaining = max(0, args.steps - start_steps)
     if args.resume:
         print(f"resuming {path} at step {start_steps}: {remaining} steps to go")
+    warning = cpu_cost_warning(settings["preset"], agent.device.type, remaining, agent.config.warmup_steps)
+    if warning:
+        print(warning, file=sys.stderr)
     started = time.perf_counter()
     with _GracefulStop() as stop:
         agent.learn(remaining, callback=stop, progress_bar=not args.no_progress)
@@ -365,6 +373,20 @@ def _cmd_train(args: argparse.Namespace) -> int:
             print(f"human-normalised score of the last {len(recent)} episodes: {100 * hns:.1f}%")
     print(f"checkpoint: {path}")
     return 0
+
+
+def cpu_cost_warning(preset: str | None, device_type: str, steps: int, warmup_steps: int) -> str | None:
+    """A warning with the projected duration when a GPU-sized preset is about to train on a CPU, else None."""
+    if device_type != "cpu" or preset not in ("xs", "s") or steps <= 0:
+        return None
+    hours = max(0, steps - warmup_steps) * XS_CPU_SECONDS_PER_STEP / 3600
+    about = "about" if preset == "xs" else "at least (the xs preset's cost)"
+    return (
+        f"warning: the {preset} preset on a CPU costs {about} {XS_CPU_SECONDS_PER_STEP:.0f} s per real step once "
+        f"training starts (measured on a 2-core CPU, BENCHMARKS.md): {steps} steps would take {about.split()[0]} "
+        f"{hours:,.0f} h ({hours / 24:,.1f} days). Train it on a GPU (--device cuda), or use --preset cpu_demo or "
+        "tiny for CPU-sized tasks."
+    )
 
 
 def preset_of(config: DramaConfig) -> str | None:

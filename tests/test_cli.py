@@ -15,8 +15,10 @@ import torch
 from drama_wm import Drama, DramaConfig
 from drama_wm.checkpoint import load as load_checkpoint
 from drama_wm.cli import (
+    XS_CPU_SECONDS_PER_STEP,
     atari_normalized_score,
     build_parser,
+    cpu_cost_warning,
     default_logdir,
     format_return_table,
     load_agent,
@@ -388,3 +390,15 @@ def test_file_system_errors_are_one_line_and_early(catch_run, tmp_path, capsys):
     assert_one_line_error(capsys, rc, "--out", "is a file")
     rc = main(["demo", "--out", str(catch_run), "--no-progress"])
     assert_one_line_error(capsys, rc, "--out", "not empty")
+
+
+def test_training_a_gpu_preset_on_the_cpu_warns_with_the_projected_duration(tmp_path, capsys):
+    warning = cpu_cost_warning("xs", "cpu", 100_000, 1032)
+    hours = (100_000 - 1032) * XS_CPU_SECONDS_PER_STEP / 3600
+    assert f"about {hours:,.0f} h" in warning and "--device cuda" in warning
+    assert "at least" in cpu_cost_warning("s", "cpu", 2000, 1032)
+    for quiet in (("xs", "cuda", 100_000, 1032), ("cpu_demo", "cpu", 100_000, 500), ("xs", "cpu", 0, 1032)):
+        assert cpu_cost_warning(*quiet) is None
+    logdir = str(tmp_path / "xs")
+    return_code = main(["train", "--env", "CartPole-v1", "--preset", "xs", "--steps", "1", "--device", "cpu", "--logdir", logdir])
+    assert return_code == 0 and "warning: the xs preset on a CPU costs about 49 s" in capsys.readouterr().err
