@@ -400,5 +400,6 @@ def test_training_a_gpu_preset_on_the_cpu_warns_with_the_projected_duration(tmp_
     for quiet in (("xs", "cuda", 100_000, 1032), ("cpu_demo", "cpu", 100_000, 500), ("xs", "cpu", 0, 1032)):
         assert cpu_cost_warning(*quiet) is None
     logdir = str(tmp_path / "xs")
-    return_code = main(["train", "--env", "CartPole-v1", "--preset", "xs", "--steps", "1", "--device", "cpu", "--logdir", logdir])
+    flags = ["--preset", "xs", "--steps", "1", "--device", "cpu", "--logdir", logdir]
+    return_code = main(["train", "--env", "CartPole-v1", *flags])
     assert return_code == 0 and "warning: the xs preset on a CPU costs about 49 s" in capsys.readouterr().err
