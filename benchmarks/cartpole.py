@@ -130,6 +130,7 @@ def summarise(runs: list[dict[str, Any]], target: float) -> dict[str, Any]:
         return statistics.median([float("inf") if v is None else v for v in values])
 
     return {
+        "runs": len(runs),
         "reached": sum(r["reached_step"] is not None for r in runs),
         "median_step": median("reached_step"),
         "median_train_seconds": median("reached_train_seconds"),
@@ -151,10 +152,11 @@ def report(args: argparse.Namespace, out: Path) -> str:
         "| agent | seed | reached at step | train time to target | best mean | steps run | total time |",
         "|---|---|---|---|---|---|---|",
     ]
-    summaries = {}
+    summaries, missing = {}, []
     for agent in args.agents:
-        runs = [json.loads((out / run_name(agent, seed, args)).read_text()) for seed in args.seeds]
-        runs = [r for r in runs if r]
+        paths = [out / run_name(agent, seed, args) for seed in args.seeds]
+        missing += [f"{agent} seed {seed}" for seed, path in zip(args.seeds, paths, strict=True) if not path.exists()]
+        runs = [json.loads(path.read_text()) for path in paths if path.exists()]
         summaries[agent] = summarise(runs, args.target)
         for r in runs:
             reached = "not reached" if r["reached_step"] is None else f"{r['reached_step']:,}"
@@ -168,7 +170,9 @@ def report(args: argparse.Namespace, out: Path) -> str:
     for agent, s in summaries.items():
         steps = "-" if s["median_step"] is None else f"{s['median_step']:,.0f}"
         seconds = "-" if s["median_train_seconds"] is None else f"{s['median_train_seconds']:.0f} s"
-        lines.append(f"| {agent} | {s['reached']} of {len(args.seeds)} | {steps} | {seconds} |")
+        lines.append(f"| {agent} | {s['reached']} of {s['runs']} run | {steps} | {seconds} |")
+    if missing:
+        lines += ["", f"Not run (yet): {', '.join(missing)}; the same command without --report-only runs them."]
     return "\n".join(lines) + "\n"
 
 
@@ -190,11 +194,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--out", type=Path, default=RESULTS / "cartpole", help="folder of per-run JSON files")
     parser.add_argument("--name", default=None, help="summary file name in benchmarks/results (default: derived)")
+    parser.add_argument("--report-only", action="store_true", help="summarise the runs in --out, run nothing")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    for seed in args.seeds:
+    for seed in [] if args.report_only else args.seeds:
         for agent in args.agents:
             path = args.out / run_name(agent, seed, args)
             if path.exists():
