@@ -640,7 +640,10 @@ class _EvaluateUntilSolved:
             return True
         mean = agent.evaluate(DEMO_EVAL_EPISODES, deterministic=True)["mean"]
         minutes = (time.perf_counter() - self.started) / 60
-        print(f"step {agent.num_timesteps:>6}: evaluation mean {mean:5.1f} ({minutes:.1f} min)", flush=True)
+        from tqdm.auto import tqdm
+
+        # through tqdm, so the line lands above the progress bar instead of inside it
+        tqdm.write(f"step {agent.num_timesteps:>6}: evaluation mean {mean:5.1f} ({minutes:.1f} min)")
         if mean >= DEMO_TARGET:
             self.solved_at = (agent.num_timesteps, minutes)
             return False

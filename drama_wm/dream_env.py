@@ -143,6 +143,9 @@ class DreamEnv(gym.vector.VectorEnv):
         self._z = torch.zeros(num_envs, world_model.config.latent_dim, device=self.device, dtype=world_model.dtype)
         self._elapsed = torch.zeros(num_envs, dtype=torch.long, device=self.device)
         self._needs_reset = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
+        # SAME_STEP only: some sub-envs finished in a step with autoreset=False and await reset(). A host-side flag,
+        # so that ordinary steps need no device sync to check it.
+        self._restart_pending = False
         self._graph: _StepGraph | None = None
 
     # ----------------------------------------------------------------------------------------------------------------
@@ -174,7 +177,7 @@ class DreamEnv(gym.vector.VectorEnv):
         mode = self.metadata["autoreset_mode"]
         if not autoreset and mode != AutoresetMode.SAME_STEP:
             raise ValueError(f"autoreset=False is for AutoresetMode.SAME_STEP dreams, this one is {mode}")
-        if mode == AutoresetMode.SAME_STEP and bool(self._needs_reset.any()):
+        if mode == AutoresetMode.SAME_STEP and self._restart_pending:
             raise RuntimeError("sub-envs finished in a step taken with autoreset=False: call reset() before step()")
         action = self._check_actions(actions)
         noise = self._draw_noise()
@@ -209,6 +212,7 @@ class DreamEnv(gym.vector.VectorEnv):
                     obs = self._observations()
                 else:
                     self._needs_reset = done
+                    self._restart_pending = True
         else:
             obs = self._observations()
         return self._output(obs), self._output(reward), self._output(terminated), self._output(truncated), infos
@@ -242,6 +246,8 @@ class DreamEnv(gym.vector.VectorEnv):
             self._state = RecurrentState(tuple(s.to(to) for s in carried["backbone"]), carried["d"].to(to))
             self._z, self._elapsed = carried["z"].to(to), carried["elapsed"].to(to)
             self._needs_reset = carried["needs_reset"].to(to)
+            same_step = self.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
+            self._restart_pending = same_step and bool(self._needs_reset.any())
 
     # ----------------------------------------------------------------------------------------------------------------
     def _draw_noise(self) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -307,6 +313,8 @@ class DreamEnv(gym.vector.VectorEnv):
         self._z.index_copy_(0, index, z0)
         self._elapsed = self._elapsed.masked_fill(mask, 0)
         self._needs_reset = self._needs_reset & ~mask
+        if self._restart_pending:  # only after a step with autoreset=False: worth the sync
+            self._restart_pending = bool(self._needs_reset.any())
 
     def _observations(self) -> torch.Tensor:
         with torch.no_grad():

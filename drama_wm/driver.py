@@ -326,6 +326,7 @@ class Drama:
         self._rng = np.random.default_rng(seed)
         self._features: np.ndarray | None = None  # the real env is reset lazily, so load() can restore an episode
         self._first = True
+        self._trainable = False  # set once the replay can give a world-model batch and the imagination starts
         self._episode_return = 0.0
         self._metrics: dict[str, list[float]] = {}
         self._timers = {"env": 0.0, "world_model": 0.0, "behaviour": 0.0}
@@ -498,7 +499,10 @@ class Drama:
     def _train(self) -> None:
         c = self.config
         since_warmup = self._schedule_step - c.warmup_steps
-        if since_warmup < 0 or not self._can_train():
+        # Once a batch can be drawn it stays so (the replay grows until full, and a full one holds far more windows
+        # than a batch), so the check runs only until then: it scans every stored window.
+        self._trainable = self._trainable or (since_warmup >= 0 and self._can_train())
+        if not self._trainable:
             return
         if since_warmup % c.world_model_every == 0:
             start = time.perf_counter()
