@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import itertools
 
-from drama_wm.driver import DramaConfig
+from drama_wm.config import DramaConfig
 from drama_wm.report import write_report
 from drama_wm.sweep import expand, run_sweep
 
@@ -31,7 +31,7 @@ from drama_wm.sweep import expand, run_sweep
 def settings(preset: str, samplers: list[str], backbones: list[str]) -> list[list[str]]:
     """The ``--set`` overrides of each (sampler, backbone) combination."""
     config = getattr(DramaConfig, preset)()
-    ratio = (config.actor_critic.num_envs / config.behaviour_every) / (config.batch_size / config.world_model_every)
+    ratio = (config.learner.num_envs / config.behaviour_every) / (config.batch_size / config.world_model_every)
     return [
         [f"sampler.kind={sampler}", f"sampler.imagine_scale={ratio:g}", f"world_model.backbone={backbone}"]
         for sampler, backbone in itertools.product(samplers, backbones)

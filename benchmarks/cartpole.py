@@ -73,12 +73,12 @@ def evaluate_sb3(model: Any, episodes: int, seed: int) -> float:
 
 
 def run_drama(seed: int, args: argparse.Namespace, clock: Clock) -> list[dict[str, float]]:
-    learner: Any = "actor-critic"
+    config = DramaConfig.cpu_demo()
     if args.agent == "drama-ppo":
-        from drama_wm.integrations.sb3 import SB3Learner
+        from drama_wm.integrations.sb3 import SB3PPOConfig
 
-        learner = SB3Learner.ppo()
-    agent = Drama(ENV, DramaConfig.cpu_demo(), learner=learner, seed=seed, device=args.device)
+        config = DramaConfig.cpu_demo(learner=SB3PPOConfig())
+    agent = Drama(ENV, config, seed=seed, device=args.device)
     curve: list[dict[str, float]] = []
     while agent.num_timesteps < args.steps:
         agent.learn(min(args.eval_every, args.steps - agent.num_timesteps), progress_bar=False)

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import machine, write_result
 
 from drama_wm import ReplayBuffer, WorldModel
-from drama_wm.driver import DramaConfig
+from drama_wm.config import DramaConfig
 from drama_wm.envs.minatar import make_minatar
 
 

@@ -28,7 +28,7 @@ _EXPORTS = {
     "ReplayBuffer": "drama_wm.replay",
     "SamplerConfig": "drama_wm.replay",
     "Drama": "drama_wm.driver",
-    "DramaConfig": "drama_wm.driver",
+    "DramaConfig": "drama_wm.config",
     "make_env": "drama_wm.driver",
     "DreamEnv": "drama_wm.dream_env",
     "SingleDreamEnv": "drama_wm.dream_env",
@@ -39,8 +39,9 @@ _EXPORTS = {
 }
 
 if TYPE_CHECKING:
+    from drama_wm.config import DramaConfig
     from drama_wm.dream_env import DreamEnv, SingleDreamEnv
-    from drama_wm.driver import Drama, DramaConfig, make_env
+    from drama_wm.driver import Drama, make_env
     from drama_wm.latent_observation import LatentObservation
     from drama_wm.learners import ActorCritic, ActorCriticConfig, BehaviourLearner
     from drama_wm.replay import Batch, ReplayBuffer, SamplerConfig

@@ -30,8 +30,8 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
 
 if TYPE_CHECKING:
-    from drama_wm.driver import Drama, DramaConfig
-    from drama_wm.learners import BehaviourLearner
+    from drama_wm.config import DramaConfig
+    from drama_wm.driver import Drama
 
 PRESETS = ("xs", "s", "tiny", "cpu_demo")
 SAMPLERS = ("dfs", "uniform")
@@ -59,8 +59,6 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "learner": "actor-critic",
     "seed": 0,
 }
-#: Name under which Drama records the stable-baselines3 learner in checkpoints (the learner's class name).
-_SB3_LEARNER_NAME = "SB3Learner"
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -275,13 +273,17 @@ def main(argv: list[str] | None = None) -> int:
 
 # ------------------------------------------------------------------------------------------------------------------
 # train
-def make_config(preset: str, sampler: str, backbone: str, checkpoint_every: int) -> DramaConfig:
-    """The ``preset`` DramaConfig with the sampler kind, sequence backbone and checkpoint interval set.
+def make_config(
+    preset: str, sampler: str, backbone: str, checkpoint_every: int, learner: str = "actor-critic"
+) -> DramaConfig:
+    """The ``preset`` DramaConfig with the sampler kind, sequence backbone, checkpoint interval and learner kind set
+    (a learner kind other than the preset's gets that kind's default config).
 
     Presets tune ``world_model.backbone_kwargs`` for Mamba-2 (e.g. ``head_dim``); another backbone gets none of
     them, so its own defaults apply.
     """
-    from drama_wm.driver import DramaConfig
+    from drama_wm.config import DramaConfig
+    from drama_wm.learners import LearnerConfig
 
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
@@ -289,9 +291,11 @@ def make_config(preset: str, sampler: str, backbone: str, checkpoint_every: int)
     world_model = config.world_model
     if backbone != world_model.backbone:
         world_model = replace(world_model, backbone=backbone, backbone_kwargs={})
+    learner_config = config.learner if learner == config.learner.kind else LearnerConfig.member(learner)()
     return replace(
         config,
         world_model=world_model,
+        learner=learner_config,
         sampler=replace(config.sampler, kind=sampler),
         checkpoint_every=checkpoint_every,
     )
@@ -301,20 +305,6 @@ def default_logdir(env: str, preset: str, seed: int) -> Path:
     """runs/<env-name>-<preset>-<seed>, the env name without its namespace: "ALE/Pong-v5" -> runs/Pong-v5-xs-0."""
     name = "".join(c if c.isalnum() or c in "-_." else "_" for c in env.rsplit("/", 1)[-1])
     return Path("runs") / f"{name}-{preset}-{seed}"
-
-
-def _sb3_learner() -> BehaviourLearner:
-    """A default stable-baselines3 PPO learner; one clear error when stable-baselines3 is missing."""
-    try:
-        from drama_wm.integrations.sb3 import SB3Learner
-
-        return SB3Learner.ppo()
-    except ImportError as err:
-        # The integration re-raises SB3's ModuleNotFoundError with its own message: look down the chain for it.
-        missing = {getattr(e, "name", None) for e in (err, err.__cause__, err.__context__) if e is not None}
-        if any(name and name.split(".")[0] == "stable_baselines3" for name in missing):
-            raise ValueError('--learner sb3-ppo needs stable-baselines3: pip install "drama-wm[sb3]"') from None
-        raise
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -341,9 +331,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     else:
         if path.exists():
             raise ValueError(f"{path} exists: pass --resume to continue that run, or choose another --logdir")
-        config = make_config(settings["preset"], settings["sampler"], settings["backbone"], args.checkpoint_every)
-        learner: str | BehaviourLearner = _sb3_learner() if settings["learner"] == "sb3-ppo" else "actor-critic"
-        agent = Drama(settings["env"], config, learner, seed=settings["seed"], device=args.device, logdir=logdir)
+        config = make_config(
+            settings["preset"], settings["sampler"], settings["backbone"], args.checkpoint_every, settings["learner"]
+        )
+        agent = Drama(settings["env"], config, seed=settings["seed"], device=args.device, logdir=logdir)
     args.env = settings["env"]
     if agent.observation_adapter is not None:
         print(f"adapting {agent.observation_adapter.describe()}")
@@ -392,7 +383,8 @@ def cpu_cost_warning(preset: str | None, device_type: str, steps: int, warmup_st
 def preset_of(config: DramaConfig) -> str | None:
     """The preset whose configuration ``config`` is (with its sampler, backbone and checkpoint interval), or None."""
     for preset in PRESETS:
-        if make_config(preset, config.sampler.kind, config.world_model.backbone, config.checkpoint_every) == config:
+        kinds = (config.sampler.kind, config.world_model.backbone, config.checkpoint_every, config.learner.kind)
+        if make_config(preset, *kinds) == config:
             return preset
     return None
 
@@ -405,7 +397,7 @@ def _check_resume_matches(agent: Drama, given: dict[str, Any], checkpoint_every:
         "preset": preset_of(config),
         "sampler": config.sampler.kind,
         "backbone": config.world_model.backbone,
-        "learner": "sb3-ppo" if agent.learner_name == _SB3_LEARNER_NAME else agent.learner_name,
+        "learner": agent.learner_kind or "custom",
         "seed": agent.seed,
     }
     differences = [
@@ -418,7 +410,9 @@ def _check_resume_matches(agent: Drama, given: dict[str, Any], checkpoint_every:
         if wanted["preset"] is None:  # the checkpoint's config is no preset: only sampler/backbone can be compared
             mismatch = (wanted["sampler"], wanted["backbone"]) != (saved["sampler"], saved["backbone"])
         else:
-            mine = make_config(wanted["preset"], wanted["sampler"], wanted["backbone"], checkpoint_every)
+            mine = make_config(
+                wanted["preset"], wanted["sampler"], wanted["backbone"], checkpoint_every, saved["learner"]
+            )
             mismatch = mine != replace(config, checkpoint_every=checkpoint_every)
         if mismatch:
             differences.append("--preset/--sampler/--backbone give another configuration than the checkpoint's")
@@ -483,16 +477,10 @@ def atari_normalized_score(env: str | None, score: float) -> float | None:
 
 
 def load_agent(path: str | Path, device: str = "auto", logdir: str | Path | None = None) -> Drama:
-    """Load a checkpoint, whichever built-in or stable-baselines3 learner trained it."""
+    """Load a checkpoint with the learner it was trained with (its kind is stored; SB3's is imported on demand)."""
     from drama_wm.driver import Drama
 
-    try:
-        return Drama.load(path, device=device, logdir=logdir)
-    except ValueError as err:
-        # Drama.load asks for the learner instance of checkpoints not trained by the built-in actor-critic.
-        if repr(_SB3_LEARNER_NAME) not in str(err):
-            raise
-    return Drama.load(path, device=device, learner=_sb3_learner(), logdir=logdir)
+    return Drama.load(path, device=device, logdir=logdir)
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -653,7 +641,8 @@ class _EvaluateUntilSolved:
 def _cmd_demo(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from drama_wm.driver import Drama, DramaConfig
+    from drama_wm.config import DramaConfig
+    from drama_wm.driver import Drama
 
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     out = Path(args.out) if args.out is not None else Path("runs") / f"demo-{args.seed}-{stamp}"

@@ -14,7 +14,7 @@ import pickle
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,132 +25,21 @@ from tqdm.auto import tqdm
 
 from drama_wm import checkpoint
 from drama_wm.allocator import keep_freed_memory
+from drama_wm.config import DramaConfig
 from drama_wm.dream_env import DreamEnv
 from drama_wm.envs.scores import human_normalized_score, is_atari_100k_game
 from drama_wm.latent_observation import LatentObservation
-from drama_wm.learners import BehaviourLearner
-from drama_wm.learners.actor_critic import ActorCritic, ActorCriticConfig
+from drama_wm.learners import BehaviourLearner, LearnerConfig
 from drama_wm.logger import RunLogger, next_run_dir
 from drama_wm.observations import AdaptObservation, observation_adapter
-from drama_wm.replay import ReplayBuffer, SamplerConfig
-from drama_wm.world_model import RecurrentState, WorldModel, WorldModelConfig
+from drama_wm.replay import ReplayBuffer
+from drama_wm.world_model import RecurrentState, WorldModel
 
 EnvSpec = gym.Env | str | Callable[[], gym.Env]
 #: ``learn(callback=...)``: ``f(agent) -> bool | None``, a stable-baselines3 ``BaseCallback``, or a list of them
 LearnCallback = Callable[["Drama"], bool | None] | Any
 
 _log = logging.getLogger("drama_wm")
-
-
-@dataclass
-class DramaConfig:
-    """Everything that shapes a Drama run; defaults are the paper's (REFERENCE.md, Algorithm 1, Tables 5-8)."""
-
-    world_model: WorldModelConfig = field(default_factory=WorldModelConfig.xs)
-    actor_critic: ActorCriticConfig = field(default_factory=ActorCriticConfig)
-    sampler: SamplerConfig = field(default_factory=SamplerConfig)
-    replay_capacity: int = 100_000  #: the whole Atari 100k run fits
-    batch_size: int = 16  #: b, world-model batch
-    sequence_length: int = 128  #: l, world-model sequence length (authors' code; STORM used 64)
-    context_length: int = 8  #: l_img, real steps read before dreaming
-    horizon: int = 16  #: h, imagined steps
-    warmup_steps: int = 1032  #: random-action steps before the first update
-    world_model_every: int = 1  #: real steps per world-model update (paper: 1)
-    behaviour_every: int = 1  #: real steps per behaviour update (paper: 1)
-    log_every: int = 1000  #: real steps between log rows
-    checkpoint_every: int = 0  #: real steps between checkpoints into the logdir (0: only at the end of learn)
-    #: include the replay buffer in checkpoints (needed for exact resume). A run resumed from a checkpoint without
-    #: it starts with an empty buffer: it acts with the loaded policy (no random warm-up again) and trains again as
-    #: soon as a world-model batch and the learner's imagination starts can be drawn.
-    checkpoint_replay: bool = True
-    #: False (the authors' behaviour): an Atari life loss is stored as a termination for the learner, but the game,
-    #: the replay episode and the recurrent state go on. True: a life loss starts a new episode (first=True, the
-    #: backbone state is reset in training, dreaming and acting).
-    life_loss_resets: bool = False
-    #: on a CUDA device, also keep the replay's observations there so batches are gathered on the GPU (saves about
-    #: 37 ms per imagination start at XS on an H100; costs capacity x frame bytes of GPU memory, 1.2 GB for Atari)
-    replay_on_device: bool = True
-
-    def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, int) and not isinstance(value, bool) and value < 0:
-                raise ValueError(f"DramaConfig.{f.name} must be >= 0, got {value}")
-        for name in (
-            "batch_size",
-            "sequence_length",
-            "context_length",
-            "horizon",
-            "world_model_every",
-            "behaviour_every",
-            "log_every",
-            "replay_capacity",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"DramaConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.warmup_steps < self.sequence_length:
-            raise ValueError(
-                f"warmup_steps ({self.warmup_steps}) must be >= sequence_length ({self.sequence_length})"
-                " so the first world-model batch can be drawn"
-            )
-
-    @classmethod
-    def xs(cls, **overrides: Any) -> DramaConfig:
-        """The paper's agent (about 7M world-model parameters)."""
-        return cls(**overrides)
-
-    @classmethod
-    def s(cls, **overrides: Any) -> DramaConfig:
-        """Paper Sec. A.3: the S world model."""
-        return cls(**{"world_model": WorldModelConfig.s(), **overrides})
-
-    @classmethod
-    def tiny(cls, **overrides: Any) -> DramaConfig:
-        """Seconds-long runs for tests."""
-        base = dict(
-            world_model=WorldModelConfig.tiny(),
-            actor_critic=ActorCriticConfig.tiny(num_envs=16),
-            replay_capacity=5_000,
-            batch_size=4,
-            sequence_length=16,
-            context_length=4,
-            horizon=8,
-            warmup_steps=64,
-            log_every=50,
-        )
-        return cls(**{**base, **overrides})
-
-    @classmethod
-    def cpu_demo(cls, **overrides: Any) -> DramaConfig:
-        """The preset that learns CartPole-sized tasks within minutes on a 2-core CPU (see BENCHMARKS.md)."""
-        base = dict(
-            world_model=WorldModelConfig.tiny(),
-            actor_critic=ActorCriticConfig.tiny(num_envs=256),
-            replay_capacity=50_000,
-            batch_size=16,
-            sequence_length=32,
-            context_length=8,
-            horizon=16,
-            warmup_steps=500,
-            world_model_every=2,
-            behaviour_every=2,
-            log_every=500,
-        )
-        return cls(**{**base, **overrides})
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> DramaConfig:
-        tuples = {k: tuple(v) if isinstance(v, list) else v for k, v in d["world_model"].items()}
-        rest = {k: v for k, v in d.items() if k not in ("world_model", "actor_critic", "sampler")}
-        return cls(
-            world_model=WorldModelConfig(**tuples),
-            actor_critic=ActorCriticConfig(**d["actor_critic"]),
-            sampler=SamplerConfig(**d["sampler"]),
-            **rest,
-        )
 
 
 def make_env(env: EnvSpec, seed: int | None = None) -> gym.Env:
@@ -240,7 +129,9 @@ class Drama:
         env: the real environment (instance, id such as "CartPole-v1" / "ALE/Pong-v5" / "Pong", or factory).
             Observations: uint8 HxWxC images or float vectors; actions: Discrete.
         config: a :class:`DramaConfig` (``DramaConfig.xs()`` by default).
-        learner: "actor-critic" (built in) or any :class:`~drama_wm.learners.BehaviourLearner` instance.
+        learner: None (build ``config.learner``, e.g. the built-in actor-critic) or any
+            :class:`~drama_wm.learners.BehaviourLearner` instance (its ``config``, when it has a
+            :class:`~drama_wm.learners.LearnerConfig`, replaces ``config.learner``).
         seed: seeds torch, the action sampler, the replay buffer, the env and the dreams.
         device: "auto" (CUDA when available), "cpu", "cuda", ...
         logdir: the run's folder: ``checkpoint.pt`` (written at the end of every ``learn()`` and every
@@ -260,7 +151,7 @@ class Drama:
         self,
         env: EnvSpec,
         config: DramaConfig | None = None,
-        learner: str | BehaviourLearner = "actor-critic",
+        learner: BehaviourLearner | None = None,
         seed: int | None = None,
         device: str | torch.device = "auto",
         logdir: str | Path | None = None,
@@ -299,7 +190,9 @@ class Drama:
             seed=seed,
             device=self.device if config.replay_on_device and self.device.type == "cuda" else None,
         )
-        self.learner_name, self.learner = _resolve_learner(learner, config)
+        self.learner_kind, self.learner = _resolve_learner(learner, config.learner)
+        if self.learner_kind is not None and isinstance(self.learner.config, LearnerConfig):  # type: ignore[attr-defined]
+            self.config = config = replace(config, learner=self.learner.config)  # type: ignore[attr-defined]
         self.dream = DreamEnv(
             self.world_model,
             self.replay,
@@ -670,7 +563,7 @@ class Drama:
             "env_recipe": self.env_recipe,
             "observation_adapter": None if self.observation_adapter is None else self.observation_adapter.to_dict(),
             "seed": self.seed,
-            "learner_name": self.learner_name,
+            "learner_kind": self.learner_kind,
             "world_model": self.world_model.training_state(),
             "learner": self.learner.state_dict(),
             "replay": self.replay.state_dict() if self.config.checkpoint_replay else None,
@@ -706,8 +599,8 @@ class Drama:
         only when neither exists. External learners must be passed as ``learner`` (an unbound instance)."""
         path = Path(path)
         state = checkpoint.load(path if path.exists() else _with_suffix(path))
-        if state["learner_name"] != "actor-critic" and learner is None:
-            raise ValueError(f"checkpoint was trained with learner {state['learner_name']!r}: pass learner=")
+        if state["learner_kind"] is None and learner is None:
+            raise ValueError("the checkpoint was trained with a custom learner (no LearnerConfig): pass learner=")
         recipe = state.get("env_recipe") or ({"id": state["env_spec"]} if state["env_spec"] is not None else None)
         restored_env = env if env is not None else _unpickle(state["env_pickle"])
         if restored_env is None:
@@ -721,7 +614,7 @@ class Drama:
         agent = cls(
             restored_env,
             config,
-            learner if learner is not None else "actor-critic",
+            learner,
             seed=None,
             device=device,
             logdir=logdir,
@@ -819,17 +712,21 @@ class _CallbackHooks:
             self.sb3.on_training_end()
 
 
-def _resolve_learner(learner: str | BehaviourLearner, config: DramaConfig) -> tuple[str, BehaviourLearner]:
-    if learner == "actor-critic":
-        return "actor-critic", ActorCritic(config.actor_critic)
+def _resolve_learner(learner: BehaviourLearner | None, config: LearnerConfig) -> tuple[str | None, BehaviourLearner]:
+    """(kind, learner): a new learner from ``config`` when ``learner`` is None, else the given instance, whose kind is
+    its config's when it has a :class:`LearnerConfig` (``learner.config``) and None otherwise (a custom learner, which
+    ``load`` must be given again)."""
+    if learner is None:
+        return config.kind, config.make()
     if isinstance(learner, str):
-        raise ValueError(
-            f"unknown learner {learner!r}: use 'actor-critic' or pass a BehaviourLearner instance "
-            "(e.g. drama_wm.integrations.sb3.SB3Learner)"
+        raise TypeError(
+            f"learner={learner!r}: the kind ({', '.join(LearnerConfig.kinds())}) is chosen by DramaConfig.learner,"
+            " e.g. DramaConfig(learner=ActorCriticConfig()); learner= takes a BehaviourLearner instance"
         )
     if not isinstance(learner, BehaviourLearner):
         raise TypeError(f"learner must implement drama_wm.learners.BehaviourLearner, got {type(learner).__name__}")
-    return type(learner).__name__, learner
+    own = getattr(learner, "config", None)
+    return (own.kind if isinstance(own, LearnerConfig) else None), learner
 
 
 def _with_suffix(path: str | Path) -> Path:
@@ -849,4 +746,4 @@ def _unpickle(blob: bytes | None) -> gym.Env | None:
     return pickle.loads(blob) if blob is not None else None
 
 
-__all__ = ["Drama", "DramaConfig", "PredictState", "env_recipe", "make_env", "make_env_from_recipe"]
+__all__ = ["Drama", "PredictState", "env_recipe", "make_env", "make_env_from_recipe"]

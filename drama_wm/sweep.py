@@ -75,7 +75,7 @@ class RunSpec:
             raise ValueError(f"RunSpec.checkpoint_every must be >= 0 (0: no intermediate checkpoints), got "
                              f"{self.checkpoint_every}")
         if self.learner == "drama":  # keys and values fail at sweep time, not inside a worker
-            from drama_wm.driver import DramaConfig
+            from drama_wm.config import DramaConfig
 
             apply_overrides(getattr(DramaConfig, self.preset)(), self.overrides)
 
@@ -171,7 +171,7 @@ def _parse_value(text: str, current: Any, key: str) -> Any:
 
 def parse_overrides(assignments: Iterable[str]) -> list[tuple[tuple[str, ...], str]]:
     """Check ``key=value`` strings against :class:`~drama_wm.DramaConfig`'s fields (dotted for nested configs)."""
-    from drama_wm.driver import DramaConfig
+    from drama_wm.config import DramaConfig
 
     config = DramaConfig.tiny()
     parsed = []
@@ -301,7 +301,8 @@ class _Learner:
 
 class _DramaRun(_Learner):
     def __init__(self, spec: RunSpec, folder: Path) -> None:
-        from drama_wm.driver import Drama, DramaConfig
+        from drama_wm.config import DramaConfig
+        from drama_wm.driver import Drama
 
         self.spec = spec
         path = folder / "checkpoint.pt"

@@ -13,7 +13,7 @@ Conventions (REFERENCE.md, "known defects" section, fixed here):
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import gymnasium as gym
@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from drama_wm import sequence
+from drama_wm.config_io import from_dict, to_dict
 from drama_wm.distributions import (
     SymlogTwoHot,
     categorical_kl,
@@ -500,20 +501,15 @@ class WorldModel(nn.Module):
             "model": self.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "updates": self.updates,
-            "config": asdict(self.config),
+            "config": to_dict(self.config),
         }
 
     def load_training_state(self, state: dict[str, Any]) -> None:
-        if WorldModelConfig(**_config_from_dict(state["config"])) != self.config:
+        if from_dict(WorldModelConfig, state["config"]) != self.config:
             raise ValueError("checkpoint was saved with a different WorldModelConfig than this model's")
         self.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.updates = int(state["updates"])
-
-
-def _config_from_dict(d: dict[str, Any]) -> dict[str, Any]:
-    """asdict() turns tuples into tuples already; lists (e.g. from JSON) are converted back to tuples."""
-    return {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
 
 
 def _full(x: torch.Tensor) -> torch.Tensor:

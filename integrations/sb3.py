@@ -24,6 +24,7 @@ from __future__ import annotations
 import io
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
@@ -33,6 +34,7 @@ from gymnasium.vector import AutoresetMode
 from torch import nn
 
 from drama_wm import DreamEnv
+from drama_wm.learners import LearnerConfig
 
 try:
     from stable_baselines3 import PPO
@@ -171,6 +173,21 @@ class DreamVecEnv(VecEnv):
             )
 
 
+@dataclass
+class SB3PPOConfig(LearnerConfig, kind="sb3-ppo"):
+    """stable-baselines3 PPO in the dream as plain data: :meth:`SB3Learner.ppo`'s arguments. ``DramaConfig(learner=
+    SB3PPOConfig())`` trains with it, and its checkpoints load without passing the learner again."""
+
+    rollouts_per_learn: int = 1
+    num_envs: int = 64  #: parallel dreams (DEFAULT_NUM_ENVS)
+    observation: str = "latent"  #: "latent" (MLP policy on features) or "image" (CNN policy on decoded frames)
+    #: further ``PPO(...)`` keywords; plain data only (numbers, strings, lists, dicts), as checkpoints store them
+    ppo_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def make(self) -> SB3Learner:
+        return SB3Learner.ppo(self.rollouts_per_learn, self.num_envs, self.observation, **self.ppo_kwargs)
+
+
 class SB3Learner:
     """Any stable-baselines3 on-policy algorithm (PPO, A2C) with Discrete actions as a Drama behaviour learner.
 
@@ -233,6 +250,8 @@ class SB3Learner:
         }
         self.dream: DreamEnv | None = None
         self.vec_env: VecMonitor | None = None
+        #: the plain-data config this learner was built from (``SB3Learner.ppo`` with plain keywords), else None
+        self.config: SB3PPOConfig | None = None
 
     @classmethod
     def ppo(
@@ -256,6 +275,7 @@ class SB3Learner:
           "image" observations get SB3's CnnPolicy instead.
         - ``device``: the dream's device (the rollout batches, num_envs x horizon, are large enough for a GPU).
         """
+        given = dict(ppo_kwargs)
         cnn = observation == "image"
         policy = ppo_kwargs.pop("policy", "CnnPolicy" if cnn else "MlpPolicy")
 
@@ -281,7 +301,10 @@ class SB3Learner:
                 warnings.filterwarnings("ignore", message="You are trying to run PPO on the GPU")
                 return PPO(policy, vec_env, **kwargs)
 
-        return cls(factory, rollouts_per_learn, num_envs, observation)
+        learner = cls(factory, rollouts_per_learn, num_envs, observation)
+        if _is_plain(given):
+            learner.config = SB3PPOConfig(rollouts_per_learn, num_envs, observation, given)
+        return learner
 
     # ----------------------------------------------------------------------------------------------------------------
     def bind(self, dream: DreamEnv) -> None:
@@ -396,8 +419,17 @@ def _check_on_policy(model: Any) -> OnPolicyAlgorithm:
     return model
 
 
+def _is_plain(value: Any) -> bool:
+    """Whether ``value`` is plain data (what a checkpoint can store without pickling objects)."""
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(_is_plain(v) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
 def _class_path(model: BaseAlgorithm) -> str:
     return f"{type(model).__module__}.{type(model).__qualname__}"
 
 
-__all__ = ["DEFAULT_NUM_ENVS", "DreamVecEnv", "SB3Learner"]
+__all__ = ["DEFAULT_NUM_ENVS", "DreamVecEnv", "SB3Learner", "SB3PPOConfig"]

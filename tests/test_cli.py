@@ -227,6 +227,9 @@ def test_missing_stable_baselines3_gives_install_hint(tmp_path, capsys, monkeypa
     pytest.importorskip("drama_wm.integrations.sb3")
     monkeypatch.setitem(sys.modules, "stable_baselines3", None)  # import now fails as if not installed
     monkeypatch.delitem(sys.modules, "drama_wm.integrations.sb3")
+    from drama_wm.learners import LearnerConfig
+
+    monkeypatch.delitem(LearnerConfig._members, "sb3-ppo")  # as in a process that never imported it
     rc = train("CartPole-v1", tmp_path, 10, "--learner", "sb3-ppo")
     assert_one_line_error(capsys, rc, 'pip install "drama-wm[sb3]"')
 

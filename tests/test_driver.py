@@ -23,7 +23,7 @@ def test_train_ratio_bookkeeping(tmp_path):
     assert agent.world_model.updates == 31
     assert agent.learner.updates == 13
     assert agent.replay.train_counts.sum() == 31 * config.batch_size
-    assert agent.replay.imagine_counts.sum() == 13 * config.actor_critic.num_envs
+    assert agent.replay.imagine_counts.sum() == 13 * config.learner.num_envs
     rows = (tmp_path / "scalars.csv").read_text().splitlines()
     assert rows[0] == "step,wall_time,name,value"
     names = {r.split(",")[2] for r in rows[1:]}
@@ -263,7 +263,7 @@ def test_predict_features_validates_shapes():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="warmup_steps"):
         DramaConfig.tiny(warmup_steps=4)
-    with pytest.raises(ValueError, match="unknown learner"):
+    with pytest.raises(TypeError, match=r"chosen by DramaConfig\.learner"):
         Drama("CartPole-v1", DramaConfig.tiny(), learner="dqn")
     with pytest.raises(TypeError, match="BehaviourLearner"):
         Drama("CartPole-v1", DramaConfig.tiny(), learner=object())

@@ -14,7 +14,7 @@ dream keeps going past a predicted end (DreamEnv's DISABLED autoreset), but noth
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -23,14 +23,16 @@ import torch
 from gymnasium.vector import AutoresetMode
 from torch import nn
 
+from drama_wm.config_io import from_dict, to_dict
 from drama_wm.distributions import SymlogTwoHot
 from drama_wm.dream_env import DreamEnv
 from drama_wm.layers import mlp
+from drama_wm.learners.base import LearnerConfig
 from drama_wm.optim import apply_gradients
 
 
 @dataclass
-class ActorCriticConfig:
+class ActorCriticConfig(LearnerConfig, kind="actor-critic"):
     """Paper Table 8 (and REFERENCE.md) defaults."""
 
     num_envs: int = 1024  #: b_img, parallel dreams per update
@@ -54,6 +56,9 @@ class ActorCriticConfig:
         """Small, fast-learning settings for tests and CPU demos."""
         base = {"num_envs": 64, "actor_hidden": 64, "critic_hidden": 64, "lr": 3e-4}
         return cls(**{**base, **overrides})
+
+    def make(self) -> ActorCritic:
+        return ActorCritic(self)
 
 
 def lambda_returns(
@@ -217,7 +222,7 @@ class ActorCritic:
     def state_dict(self) -> dict[str, Any]:
         self._require_bound()
         return {
-            "config": asdict(self.config),
+            "config": to_dict(self.config),
             "actor": self.actor.state_dict(),
             "critic": self.critic.state_dict(),
             "slow_critic": self.slow_critic.state_dict(),
@@ -229,7 +234,7 @@ class ActorCritic:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._require_bound()
-        if ActorCriticConfig(**state["config"]) != self.config:
+        if from_dict(ActorCriticConfig, state["config"]) != self.config:
             raise ValueError("checkpoint was saved with a different ActorCriticConfig than this learner's")
         self.actor.load_state_dict(state["actor"])
         self.critic.load_state_dict(state["critic"])

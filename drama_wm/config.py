@@ -1,0 +1,126 @@
+"""The configuration of a Drama run and its presets (xs, s, tiny, cpu_demo).
+
+Defaults are the paper's (REFERENCE.md, Algorithm 1, Tables 5-8). A config is plain data all the way down:
+:meth:`DramaConfig.to_dict` / :meth:`DramaConfig.from_dict` (via :mod:`drama_wm.config_io`) are what checkpoints,
+sweeps and the CLI store and read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from drama_wm.config_io import from_dict, to_dict
+from drama_wm.learners import ActorCriticConfig, LearnerConfig
+from drama_wm.replay import SamplerConfig
+from drama_wm.world_model import WorldModelConfig
+
+
+@dataclass
+class DramaConfig:
+    """Everything that shapes a Drama run; defaults are the paper's (REFERENCE.md, Algorithm 1, Tables 5-8)."""
+
+    world_model: WorldModelConfig = field(default_factory=WorldModelConfig.xs)
+    #: the behaviour learner and its settings (its kind names it: "actor-critic" built in, "sb3-ppo", ...)
+    learner: LearnerConfig = field(default_factory=ActorCriticConfig)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    replay_capacity: int = 100_000  #: the whole Atari 100k run fits
+    batch_size: int = 16  #: b, world-model batch
+    sequence_length: int = 128  #: l, world-model sequence length (authors' code; STORM used 64)
+    context_length: int = 8  #: l_img, real steps read before dreaming
+    horizon: int = 16  #: h, imagined steps
+    warmup_steps: int = 1032  #: random-action steps before the first update
+    world_model_every: int = 1  #: real steps per world-model update (paper: 1)
+    behaviour_every: int = 1  #: real steps per behaviour update (paper: 1)
+    log_every: int = 1000  #: real steps between log rows
+    checkpoint_every: int = 0  #: real steps between checkpoints into the logdir (0: only at the end of learn)
+    #: include the replay buffer in checkpoints (needed for exact resume). A run resumed from a checkpoint without
+    #: it starts with an empty buffer: it acts with the loaded policy (no random warm-up again) and trains again as
+    #: soon as a world-model batch and the learner's imagination starts can be drawn.
+    checkpoint_replay: bool = True
+    #: False (the authors' behaviour): an Atari life loss is stored as a termination for the learner, but the game,
+    #: the replay episode and the recurrent state go on. True: a life loss starts a new episode (first=True, the
+    #: backbone state is reset in training, dreaming and acting).
+    life_loss_resets: bool = False
+    #: on a CUDA device, also keep the replay's observations there so batches are gathered on the GPU (saves about
+    #: 37 ms per imagination start at XS on an H100; costs capacity x frame bytes of GPU memory, 1.2 GB for Atari)
+    replay_on_device: bool = True
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+                raise ValueError(f"DramaConfig.{f.name} must be >= 0, got {value}")
+        for name in (
+            "batch_size",
+            "sequence_length",
+            "context_length",
+            "horizon",
+            "world_model_every",
+            "behaviour_every",
+            "log_every",
+            "replay_capacity",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"DramaConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.warmup_steps < self.sequence_length:
+            raise ValueError(
+                f"warmup_steps ({self.warmup_steps}) must be >= sequence_length ({self.sequence_length})"
+                " so the first world-model batch can be drawn"
+            )
+
+    @classmethod
+    def xs(cls, **overrides: Any) -> DramaConfig:
+        """The paper's agent (about 7M world-model parameters)."""
+        return cls(**overrides)
+
+    @classmethod
+    def s(cls, **overrides: Any) -> DramaConfig:
+        """Paper Sec. A.3: the S world model."""
+        return cls(**{"world_model": WorldModelConfig.s(), **overrides})
+
+    @classmethod
+    def tiny(cls, **overrides: Any) -> DramaConfig:
+        """Seconds-long runs for tests."""
+        base = dict(
+            world_model=WorldModelConfig.tiny(),
+            learner=ActorCriticConfig.tiny(num_envs=16),
+            replay_capacity=5_000,
+            batch_size=4,
+            sequence_length=16,
+            context_length=4,
+            horizon=8,
+            warmup_steps=64,
+            log_every=50,
+        )
+        return cls(**{**base, **overrides})
+
+    @classmethod
+    def cpu_demo(cls, **overrides: Any) -> DramaConfig:
+        """The preset that learns CartPole-sized tasks within minutes on a 2-core CPU (see BENCHMARKS.md)."""
+        base = dict(
+            world_model=WorldModelConfig.tiny(),
+            learner=ActorCriticConfig.tiny(num_envs=256),
+            replay_capacity=50_000,
+            batch_size=16,
+            sequence_length=32,
+            context_length=8,
+            horizon=16,
+            warmup_steps=500,
+            world_model_every=2,
+            behaviour_every=2,
+            log_every=500,
+        )
+        return cls(**{**base, **overrides})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (see :mod:`drama_wm.config_io`): what checkpoints and sweeps store."""
+        return to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> DramaConfig:
+        """The config :meth:`to_dict` describes (missing fields take their defaults; unknown ones are errors)."""
+        return from_dict(cls, data)
+
+
+__all__ = ["DramaConfig"]
