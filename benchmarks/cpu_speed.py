@@ -80,12 +80,12 @@ def measure(steps: int, extra_warmup: int, threads: int, seed: int, compile_step
     agent.learn(agent.config.warmup_steps + extra_warmup, progress_bar=False)
     warmup_seconds = time.perf_counter() - build_start
 
-    timers_before = dict(agent._timers)
+    timers_before = dict(agent.progress.timers)
     spent_before = dict(spent)
     start = time.perf_counter()
     agent.learn(steps, progress_bar=False)
     wall = time.perf_counter() - start
-    delta = {k: agent._timers[k] - timers_before[k] for k in ("env", "world_model", "behaviour")}
+    delta = {k: agent.progress.timers[k] - timers_before[k] for k in ("env", "world_model", "behaviour")}
     phases = {
         "env": delta["env"],
         "world_model": delta["world_model"],

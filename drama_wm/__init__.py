@@ -29,7 +29,7 @@ _EXPORTS = {
     "SamplerConfig": "drama_wm.replay",
     "Drama": "drama_wm.driver",
     "DramaConfig": "drama_wm.config",
-    "make_env": "drama_wm.driver",
+    "make_env": "drama_wm.env_recipes",
     "DreamEnv": "drama_wm.dream_env",
     "SingleDreamEnv": "drama_wm.dream_env",
     "LatentObservation": "drama_wm.latent_observation",
@@ -41,7 +41,8 @@ _EXPORTS = {
 if TYPE_CHECKING:
     from drama_wm.config import DramaConfig
     from drama_wm.dream_env import DreamEnv, SingleDreamEnv
-    from drama_wm.driver import Drama, make_env
+    from drama_wm.driver import Drama
+    from drama_wm.env_recipes import make_env
     from drama_wm.latent_observation import LatentObservation
     from drama_wm.learners import ActorCritic, ActorCriticConfig, BehaviourLearner
     from drama_wm.replay import Batch, ReplayBuffer, SamplerConfig

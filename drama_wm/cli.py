@@ -598,7 +598,7 @@ def plot_returns(
 
 def random_policy_returns(env_id: str, n_episodes: int, seed: int) -> list[float]:
     """Returns of ``n_episodes`` whole episodes of a uniformly random policy (the baseline the demo beats)."""
-    from drama_wm.driver import make_env
+    from drama_wm.env_recipes import make_env
 
     env = make_env(env_id, seed=seed)
     env.action_space.seed(seed)

@@ -3,123 +3,59 @@
 Each real step: act through :class:`~drama_wm.LatentObservation` (O(1) per step; random actions during warm-up),
 store the transition, then, once warm, update the world model on a DFS batch every ``world_model_every`` steps and
 let the behaviour learner learn in :class:`~drama_wm.DreamEnv` every ``behaviour_every`` steps (the train ratio).
+
+This module assembles the parts and runs the loop. Each part that has state saves and loads itself
+(``state_dict`` / ``load_state_dict``); a checkpoint is the run's plain-data description (config, seed, env
+recipe) plus the state of every part by name, and ``save`` and ``load`` walk the same parts (:meth:`Drama._parts`).
 """
 
 from __future__ import annotations
 
-import difflib
-import importlib
 import logging
-import pickle
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import gymnasium as gym
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from drama_wm import checkpoint
+from drama_wm import __version__, checkpoint, env_state
 from drama_wm.allocator import keep_freed_memory
+from drama_wm.callbacks import CallbackHooks, LearnCallback
 from drama_wm.config import DramaConfig
 from drama_wm.dream_env import DreamEnv
+from drama_wm.env_recipes import EnvSpec, env_recipe, make_env, make_env_from_recipe, recipe_name
 from drama_wm.envs.scores import human_normalized_score, is_atari_100k_game
+from drama_wm.evaluation import evaluate_policy
 from drama_wm.latent_observation import LatentObservation
 from drama_wm.learners import BehaviourLearner, LearnerConfig
 from drama_wm.logger import RunLogger, next_run_dir
 from drama_wm.observations import AdaptObservation, observation_adapter
+from drama_wm.progress import RunProgress
 from drama_wm.replay import ReplayBuffer
 from drama_wm.world_model import RecurrentState, WorldModel
-
-EnvSpec = gym.Env | str | Callable[[], gym.Env]
-#: ``learn(callback=...)``: ``f(agent) -> bool | None``, a stable-baselines3 ``BaseCallback``, or a list of them
-LearnCallback = Callable[["Drama"], bool | None] | Any
 
 _log = logging.getLogger("drama_wm")
 
 
-def make_env(env: EnvSpec, seed: int | None = None) -> gym.Env:
-    """An env instance from an instance, a factory, or an id (ALE ids and Atari game names go through make_atari).
+class Stateful(Protocol):
+    """A part of a run that saves and loads its own state (tensors, arrays and plain data only)."""
 
-    ``"module:EnvId"`` imports ``module`` first (Gymnasium's ``gym.make`` convention), so envs it registers work.
-    """
-    if isinstance(env, gym.Env):
-        return env
-    if callable(env):
-        return env()
-    if isinstance(env, str):
-        if env.startswith("MinAtar/"):  # 10x10 boolean grids as uint8 0/255 frames (pip install drama-wm[minatar])
-            from drama_wm.envs.minatar import make_minatar
+    def state_dict(self) -> dict[str, Any]: ...
 
-            return make_minatar(env)
-        from drama_wm.envs import make_atari  # also registers drama_wm/GridWorld-v0 and drama_wm/Catch-v0
-        from drama_wm.envs.atari import atari_game_names, is_atari_game
-
-        if ":" in env:
-            module = env.split(":", 1)[0]
-            try:
-                importlib.import_module(module)
-            except ModuleNotFoundError as err:
-                raise ValueError(
-                    f"cannot import {module!r} for env {env!r} ({err}): 'module:EnvId' imports module, which must "
-                    "register EnvId with gymnasium.register; check the module is on the Python path"
-                ) from None
-            return gym.make(env)  # the id the module registered
-        # ALE ids, legacy NoFrameskip ids and bare game names ("Pong") get the Atari 100k protocol.
-        if env.startswith("ALE/") or "NoFrameskip" in env:
-            return make_atari(env, seed=seed)
-        if env in gym.registry:
-            return gym.make(env)
-        if is_atari_game(env):
-            return make_atari(env, seed=seed)
-        close = difflib.get_close_matches(env, [*gym.registry, *atari_game_names()], n=3, cutoff=0.6)
-        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
-        raise ValueError(
-            f"unknown environment {env!r}: expected a registered Gymnasium id (e.g. 'CartPole-v1'), an Atari game "
-            f"(e.g. 'Pong' or 'ALE/Pong-v5') or 'module:EnvId' for an env your module registers{hint}"
-        )
-    raise TypeError(f"env must be a gymnasium.Env, an env id or a zero-argument factory, got {type(env).__name__}")
+    def load_state_dict(self, state: dict[str, Any]) -> Any: ...
 
 
-def env_recipe(env: EnvSpec, instance: gym.Env | None = None) -> dict[str, Any] | None:
-    """How to build ``env`` again, for checkpoints: ``{"id": ...}`` for ids, ``{"make_atari": kwargs}`` for
-    :func:`~drama_wm.envs.make_atari` envs, ``{"gym_spec": bytes}`` (the pickled ``EnvSpec``; its JSON would turn
-    wrapper arguments' tuples into lists) for envs whose Gymnasium spec, wrappers included, can be made again; None
-    when it cannot be rebuilt (then ``load`` and ``evaluate`` need ``env=``)."""
-    if isinstance(env, str):
-        return {"id": env}
-    instance = env if isinstance(env, gym.Env) else instance
-    if instance is None:
-        return None
-    atari = getattr(instance, "make_atari_args", None)
-    if isinstance(atari, dict):
-        return {"make_atari": dict(atari)}
-    try:
-        spec = instance.spec
-        if spec is None:
-            return None
-        spec.to_json()  # raises for wrappers that did not record their arguments, so cannot be made again
-        return {"gym_spec": pickle.dumps(spec)}
-    except Exception:  # wrappers without recorded arguments, entry points that are not import paths, ...
-        return None
+@dataclass(frozen=True)
+class _Part:
+    """A part whose state is read and written by two functions (for objects whose own ``state_dict`` means less)."""
 
-
-def make_env_from_recipe(recipe: dict[str, Any], seed: int | None = None) -> gym.Env:
-    """The env :func:`env_recipe` describes."""
-    if "id" in recipe:
-        return make_env(recipe["id"], seed)
-    if "make_atari" in recipe:
-        from drama_wm.envs import make_atari
-
-        args = dict(recipe["make_atari"])
-        return make_atari(args.pop("game"), seed=seed, **args)
-    if "gym_spec" in recipe:
-        return gym.make(pickle.loads(recipe["gym_spec"]))
-    raise ValueError(f"unknown env recipe {recipe!r}: expected a key 'id', 'make_atari' or 'gym_spec'")
+    state_dict: Callable[[], dict[str, Any]]
+    load_state_dict: Callable[[dict[str, Any]], Any]
 
 
 class Drama:
@@ -128,10 +64,12 @@ class Drama:
     Args:
         env: the real environment (instance, id such as "CartPole-v1" / "ALE/Pong-v5" / "Pong", or factory).
             Observations: uint8 HxWxC images or float vectors; actions: Discrete.
-        config: a :class:`DramaConfig` (``DramaConfig.xs()`` by default).
-        learner: None (build ``config.learner``, e.g. the built-in actor-critic) or any
-            :class:`~drama_wm.learners.BehaviourLearner` instance (its ``config``, when it has a
-            :class:`~drama_wm.learners.LearnerConfig`, replaces ``config.learner``).
+        config: a :class:`DramaConfig` (``DramaConfig.xs()`` by default); ``config.learner`` chooses the behaviour
+            learner (the built-in actor-critic by default).
+        learner: None (build ``config.learner``) or any :class:`~drama_wm.learners.BehaviourLearner` instance; an
+            instance with a :class:`~drama_wm.learners.LearnerConfig` as ``learner.config`` replaces
+            ``config.learner`` (and checkpoints rebuild it), one without is a custom learner that ``load`` must be
+            given again.
         seed: seeds torch, the action sampler, the replay buffer, the env and the dreams.
         device: "auto" (CUDA when available), "cpu", "cuda", ...
         logdir: the run's folder: ``checkpoint.pt`` (written at the end of every ``learn()`` and every
@@ -158,7 +96,7 @@ class Drama:
         tensorboard_log: str | Path | None = None,
         verbose: int = 0,
     ) -> None:
-        self.config = config = config or DramaConfig.xs()
+        config = config or DramaConfig.xs()
         self.seed = seed
         self.device = (
             torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else torch.device(device)
@@ -169,16 +107,14 @@ class Drama:
         if seed is not None:
             torch.manual_seed(seed)
         real_env = make_env(env, seed)
+        self._real_env = real_env  # the env as given, before any adaptation
         self.env_recipe = env_recipe(env, real_env)
-        # Atari 100k games also log the human-normalised score (paper Table 1's random and human scores).
-        game = self.env_name
-        self._atari_game = game if game is not None and is_atari_100k_game(game) else None
         self.observation_adapter = observation_adapter(real_env.observation_space, config.world_model.image_size)
         if self.observation_adapter is not None:
             _log.info("drama_wm: %s", self.observation_adapter.describe())
             if verbose >= 1:
                 print(f"drama_wm: {self.observation_adapter.describe()}")
-        raw_env = self._adapt(real_env)
+        raw_env = self._adapt(real_env, config)
         self.world_model = WorldModel(raw_env.observation_space, raw_env.action_space, config.world_model).to(
             self.device
         )
@@ -190,9 +126,8 @@ class Drama:
             seed=seed,
             device=self.device if config.replay_on_device and self.device.type == "cuda" else None,
         )
-        self.learner_kind, self.learner = _resolve_learner(learner, config.learner)
-        if self.learner_kind is not None and isinstance(self.learner.config, LearnerConfig):  # type: ignore[attr-defined]
-            self.config = config = replace(config, learner=self.learner.config)  # type: ignore[attr-defined]
+        self.learner_kind, self.learner, learner_config = _resolve_learner(learner, config.learner)
+        self.config = config = replace(config, learner=learner_config) if learner_config is not None else config
         self.dream = DreamEnv(
             self.world_model,
             self.replay,
@@ -204,44 +139,42 @@ class Drama:
         )
         self.learner.bind(self.dream)
         self.env = LatentObservation(raw_env, self.world_model, continue_on_life_loss=not config.life_loss_resets)
-        self._real_env = real_env  # what checkpoints pickle: the env as given, before any adaptation
         self.logdir = Path(logdir) if logdir is not None else None
         self.tensorboard_log = Path(tensorboard_log) if tensorboard_log is not None else None
-        self.logger = RunLogger(self.logdir)
+        self.logger = RunLogger(None)  #: writes to the logdir (and tensorboard_log) while learn() runs
         self.run_dir: Path | None = None  #: the numbered folder of the last learn() under tensorboard_log
+        self.verbose = verbose
+        self.progress = RunProgress(seed)
         self._predict_generator = torch.Generator(device=self.device)
         if seed is not None:
             self._predict_generator.manual_seed(seed + 2)
-        self.num_timesteps = 0
-        self._steps_before_reset = 0  # steps taken before learn(reset_num_timesteps=True) restarted the count
-        self.verbose = verbose
-        self.episodes: list[dict[str, float]] = []  # finished real games: return, length, step
-        self._rng = np.random.default_rng(seed)
         self._features: np.ndarray | None = None  # the real env is reset lazily, so load() can restore an episode
         self._first = True
+        self._episode_restorable = False  # load() sets it when the env was rebuilt from the checkpoint
         self._trainable = False  # set once the replay can give a world-model batch and the imagination starts
-        self._episode_return = 0.0
-        self._metrics: dict[str, list[float]] = {}
-        self._timers = {"env": 0.0, "world_model": 0.0, "behaviour": 0.0}
         self._last_log = (time.perf_counter(), 0)  # (wall time, real steps) at the previous log row
 
     # ----------------------------------------------------------------------------------------------------------------
     @property
-    def env_name(self) -> str | None:
-        """The env's id or game name (None for envs that cannot be rebuilt)."""
-        recipe = self.env_recipe or {}
-        if "id" in recipe:
-            return recipe["id"]
-        if "make_atari" in recipe:
-            return recipe["make_atari"]["game"]
-        if "gym_spec" in recipe:
-            return pickle.loads(recipe["gym_spec"]).id
-        return None
+    def num_timesteps(self) -> int:
+        """Real steps since the last ``learn(reset_num_timesteps=True)`` (all of them by default)."""
+        return self.progress.num_timesteps
 
     @property
-    def _schedule_step(self) -> int:
-        """Real steps ever taken: what Algorithm 1's warm-up and update intervals count."""
-        return self._steps_before_reset + self.num_timesteps
+    def episodes(self) -> list[dict[str, float]]:
+        """Finished real games: ``{"return", "length", "step"}`` each (Atari: all lives of a game)."""
+        return self.progress.games.finished
+
+    @property
+    def env_name(self) -> str | None:
+        """The env's id or game name (None for envs that cannot be rebuilt)."""
+        return recipe_name(self.env_recipe)
+
+    @property
+    def _atari_game(self) -> str | None:
+        """The Atari 100k game played, whose human-normalised score is logged too (paper Table 1), or None."""
+        game = self.env_name
+        return game if game is not None and is_atari_100k_game(game) else None
 
     def set_env(self, env: EnvSpec) -> None:
         """Train on ``env`` from now on (its observations must match the agent's); its first episode starts at the
@@ -255,7 +188,8 @@ class Drama:
         self._real_env = real_env
         self.env_spec = env if isinstance(env, str) else None
         self.env_recipe = env_recipe(env, real_env)
-        self._features, self._first, self._episode_return = None, True, 0.0
+        self._features, self._first = None, True
+        self.progress.games.new_game()
 
     def get_parameters(self) -> dict[str, dict[str, Any]]:
         """The networks' and optimisers' states by component: ``{"world_model": ..., "learner": ...}``."""
@@ -265,7 +199,7 @@ class Drama:
         """Load :meth:`get_parameters` output, or the parameters of a checkpoint file, into this agent."""
         params = load_path_or_dict
         if not isinstance(params, dict):
-            params = checkpoint.load(_with_suffix(params))
+            params = checkpoint.load(_with_suffix(params))["parts"]
         missing = {"world_model", "learner"} - set(params)
         if missing:
             raise ValueError(
@@ -308,18 +242,30 @@ class Drama:
         """
         if isinstance(total_timesteps, bool) or not isinstance(total_timesteps, int) or total_timesteps < 0:
             raise ValueError(f"total_timesteps must be a non-negative int, got {total_timesteps!r}")
-        hooks = _CallbackHooks(self, callback)
+        progress = self.progress
         if reset_num_timesteps:
-            self._steps_before_reset += self.num_timesteps
-            self.num_timesteps = 0
+            progress.steps_before_reset += progress.num_timesteps
+            progress.num_timesteps = 0
+        folders = [self.logdir] if self.logdir is not None else []
         if self.tensorboard_log is not None:
             self.run_dir = next_run_dir(self.tensorboard_log, tb_log_name)
+            folders.append(self.run_dir)
+        self.logger = RunLogger(folders)  # before the callbacks, which keep a reference to it
+        try:
+            hooks = CallbackHooks(self, callback)
+            self._loop(self.num_timesteps + total_timesteps, hooks, progress_bar)
+            hooks.end()
+            self._checkpoint()
+        finally:
             self.logger.close()
-            self.logger = RunLogger([*([self.logdir] if self.logdir is not None else []), self.run_dir])
-        target = self.num_timesteps + total_timesteps
+            self.logger = RunLogger(None)
+        return self
+
+    def _loop(self, target: int, hooks: CallbackHooks, progress_bar: bool) -> None:
+        """Real steps until ``num_timesteps`` reaches ``target`` or a callback stops training."""
         # Random warm-up steps cost a fraction of a training step: they get their own bar phase, so the rate and
         # the ETA shown while training are those of training steps.
-        warmup_end = min(target, self.num_timesteps + max(0, self.config.warmup_steps - self._schedule_step))
+        warmup_end = min(target, self.num_timesteps + max(0, self.config.warmup_steps - self.progress.schedule_step))
 
         def new_bar(desc: str, end: int) -> tqdm:
             total = end - self.num_timesteps
@@ -327,7 +273,7 @@ class Drama:
 
         in_warmup = self.num_timesteps < warmup_end
         bar = new_bar("warm-up", warmup_end) if in_warmup else new_bar("train", target)
-        hooks.start(total_timesteps)
+        hooks.start(target - self.num_timesteps)
         try:
             while self.num_timesteps < target:
                 if in_warmup and self.num_timesteps >= warmup_end:
@@ -345,42 +291,37 @@ class Drama:
                     break
         finally:
             bar.close()
-        hooks.end()
-        self._checkpoint()
-        return self
 
     def _real_step(self) -> dict[str, Any]:
         start = time.perf_counter()
+        progress = self.progress
         if self._features is None:
-            self._features, _ = self.env.reset(seed=self.seed)
+            # A fresh run starts from the seed; a resumed run that starts a new episode from seed + steps taken.
+            seed = None if self.seed is None else self.seed + progress.schedule_step
+            self._features, _ = self.env.reset(seed=seed)
             self._first = self.env.episode_start
         raw_obs = self.env.raw_observation
-        if self._schedule_step < self.config.warmup_steps:
-            action = int(self._rng.integers(self.world_model.n_actions))
+        if progress.schedule_step < self.config.warmup_steps:
+            action = int(progress.rng.integers(self.world_model.n_actions))
         else:
             action = int(self.learner.act(self._features[None], deterministic=False)[0])
         features, reward, terminated, truncated, info = self.env.step(action)
         self.replay.add(raw_obs, action, float(reward), bool(terminated), self._first)
-        self.num_timesteps += 1
+        progress.num_timesteps += 1
         self._first = False
-        self._episode_return += float(reward)
-        if terminated or truncated:
-            # Atari life losses end the learner's episode but not the game: report whole games only.
-            if info.get("episode_game_over", True):
-                game_return = float(info.get("game_return", self._episode_return))
-                self.episodes.append({"return": game_return, "step": self.num_timesteps})
-                self._record({"episode/return": game_return})
-                if self._atari_game is not None:
-                    self._record(
-                        {"episode/human_normalized_score": human_normalized_score(self._atari_game, game_return)}
-                    )
-                self._episode_return = 0.0
+        done = bool(terminated or truncated)
+        # Atari life losses end the learner's episode but not the game: games are what is reported.
+        game_return = progress.games.step(float(reward), done, info, self.num_timesteps)
+        if game_return is not None:
+            self._record({"episode/return": game_return})
+            if self._atari_game is not None:
+                self._record({"episode/human_normalized_score": human_normalized_score(self._atari_game, game_return)})
+        if done:
             features, _ = self.env.reset()  # after a life loss this may continue the game (see LatentObservation)
             self._first = self.env.episode_start
         self._features = features
-        self._timers["env"] += time.perf_counter() - start
+        progress.timers["env"] += time.perf_counter() - start
         # The step as SB3 callbacks see it in ``locals`` (batched over one env, like a VecEnv's).
-        done = bool(terminated or truncated)
         return {
             "new_obs": features[None],
             "rewards": np.array([float(reward)], np.float32),
@@ -390,8 +331,8 @@ class Drama:
         }
 
     def _train(self) -> None:
-        c = self.config
-        since_warmup = self._schedule_step - c.warmup_steps
+        c, timers = self.config, self.progress.timers
+        since_warmup = self.progress.schedule_step - c.warmup_steps
         # Once a batch can be drawn it stays so (the replay grows until full, and a full one holds far more windows
         # than a batch), so the check runs only until then: it scans every stored window.
         self._trainable = self._trainable or (since_warmup >= 0 and self._can_train())
@@ -401,11 +342,11 @@ class Drama:
             start = time.perf_counter()
             batch = self.replay.sample(c.batch_size, c.sequence_length, "world_model", device=self.device)
             self._record(self.world_model.update(batch))
-            self._timers["world_model"] += time.perf_counter() - start
+            timers["world_model"] += time.perf_counter() - start
         if since_warmup % c.behaviour_every == 0:
             start = time.perf_counter()
             self._record(self.learner.learn())
-            self._timers["behaviour"] += time.perf_counter() - start
+            timers["behaviour"] += time.perf_counter() - start
 
     def _can_train(self) -> bool:
         """Whether the replay holds enough for a world-model batch and the learner's imagination starts (False right
@@ -416,12 +357,13 @@ class Drama:
         )
 
     def _record(self, metrics: dict[str, float]) -> None:
+        pending = self.progress.pending
         for key, value in metrics.items():
-            self._metrics.setdefault(key, []).append(value)
+            pending.setdefault(key, []).append(value)
 
     def _log(self, bar: tqdm) -> None:
-        scalars = {k: float(np.mean(v)) for k, v in self._metrics.items()}
-        scalars.update({f"time/{k}_seconds": v for k, v in self._timers.items()})
+        scalars = {k: float(np.mean(v)) for k, v in self.progress.pending.items()}
+        scalars.update({f"time/{k}_seconds": v for k, v in self.progress.timers.items()})
         now, steps = time.perf_counter(), self.num_timesteps
         scalars["time/steps_per_second"] = (steps - self._last_log[1]) / max(now - self._last_log[0], 1e-9)
         self._last_log = (now, steps)
@@ -433,7 +375,7 @@ class Drama:
         if self.episodes:
             recent = np.mean([e["return"] for e in self.episodes[-5:]])
             bar.set_postfix(return5=f"{recent:.1f}", episodes=len(self.episodes))
-        self._metrics = {}
+        self.progress.pending = {}
 
     def _checkpoint(self) -> None:
         if self.logdir is not None:
@@ -507,9 +449,9 @@ class Drama:
         actions = self.learner.act(obs.reshape(-1, dim), deterministic=deterministic)
         return actions[0] if obs.ndim == 1 else actions
 
-    def _adapt(self, env: gym.Env) -> gym.Env:
+    def _adapt(self, env: gym.Env, config: DramaConfig | None = None) -> gym.Env:
         """``env`` with the observation adaptation this agent was built with (see :mod:`drama_wm.observations`)."""
-        adapter = observation_adapter(env.observation_space, self.config.world_model.image_size)
+        adapter = observation_adapter(env.observation_space, (config or self.config).world_model.image_size)
         if adapter != self.observation_adapter:
             trained = self.observation_adapter.describe() if self.observation_adapter else "used as they are"
             raise ValueError(
@@ -519,7 +461,8 @@ class Drama:
         return env if adapter is None else AdaptObservation(env, adapter)
 
     def evaluate(self, n_episodes: int = 10, deterministic: bool = False, env: EnvSpec | None = None) -> dict[str, Any]:
-        """Play ``n_episodes`` whole games in a fresh env and return their returns (Atari: all lives per game).
+        """Play ``n_episodes`` whole games in a fresh env and return ``{"returns", "lengths", "mean", "std"}``
+        (Atari: all lives per game), through :func:`drama_wm.evaluation.evaluate_policy`.
 
         The env defaults to a new one built like the training env (from its id, its ``make_atari`` arguments or
         its Gymnasium spec); pass ``env`` (an instance or factory) when it cannot be rebuilt.
@@ -533,56 +476,85 @@ class Drama:
         wrapped = LatentObservation(
             self._adapt(fresh), self.world_model, continue_on_life_loss=not self.config.life_loss_resets
         )
-        returns: list[float] = []
-        features, _ = wrapped.reset(seed=None if self.seed is None else self.seed + 10_000)
-        total = 0.0
-        while len(returns) < n_episodes:
-            action = int(self.learner.act(features[None], deterministic=deterministic)[0])
-            features, reward, terminated, truncated, info = wrapped.step(action)
-            total += float(reward)
-            if terminated or truncated:
-                if info.get("episode_game_over", True):
-                    returns.append(float(info.get("game_return", total)))
-                    total = 0.0
-                features, _ = wrapped.reset()
-        wrapped.close()
-        return {"returns": returns, "mean": float(np.mean(returns)), "std": float(np.std(returns))}
+
+        def policy(features: np.ndarray) -> int:
+            return int(self.learner.act(features[None], deterministic=deterministic)[0])
+
+        try:
+            seed = None if self.seed is None else self.seed + 10_000
+            return evaluate_policy(policy, wrapped, n_episodes, seed=seed).as_dict()
+        finally:
+            wrapped.close()
+
+    def close(self) -> None:
+        """Close the real env, the dream and the logger (an agent can still be saved afterwards)."""
+        self.env.close()
+        self.dream.close()
+        self.logger.close()
 
     # ----------------------------------------------------------------------------------------------------------------
+    # Checkpoints
+    def _parts(self) -> dict[str, Stateful]:
+        """Every part with state, by name, in load order (progress before the episode, which may restart a game)."""
+        wm = self.world_model
+        parts: dict[str, Stateful] = {
+            "world_model": _Part(wm.training_state, wm.load_training_state),  # weights, BatchNorm, optimiser
+            "learner": self.learner,
+            "dream": self.dream,
+            "progress": self.progress,
+            "episode": _Part(self._episode_state, self._load_episode_state),
+            "predict": _Part(
+                lambda: {"generator": self._predict_generator.get_state()},
+                lambda state: self._predict_generator.set_state(state["generator"]),
+            ),
+        }
+        if self.config.checkpoint_replay:
+            parts["replay"] = self.replay
+        return parts
+
+    def _episode_state(self) -> dict[str, Any]:
+        """The unfinished real episode: the env's own state (when :mod:`drama_wm.env_state` can capture it), the
+        acting wrapper's carried recurrent state and the features the next action is chosen from."""
+        return {
+            "env": env_state.capture(self._real_env),
+            "acting": self.env.state_dict(),
+            "features": self._features,
+            "first": self._first,
+        }
+
+    def _load_episode_state(self, state: dict[str, Any]) -> None:
+        """Continue the saved episode when the env was rebuilt from the checkpoint and its state was captured; else
+        the next step starts a new episode (and the unfinished game's return is dropped)."""
+        if not self._episode_restorable or state["env"] is None:
+            self._features, self._first = None, True
+            self.progress.games.new_game()
+            return
+        env_state.restore(self._real_env, state["env"])
+        self.env.load_state_dict(state["acting"])
+        self._features, self._first = state["features"], bool(state["first"])
+
+    def _meta(self) -> dict[str, Any]:
+        """What the run is, as plain data: enough to build the same agent again before its parts are loaded."""
+        adapter = self.observation_adapter
+        return {
+            "drama_wm_version": __version__,
+            "config": self.config.to_dict(),
+            "seed": self.seed,
+            "learner_kind": self.learner_kind,
+            "env_spec": self.env_spec,
+            "env_recipe": self.env_recipe,
+            "observation_adapter": None if adapter is None else adapter.to_dict(),
+        }
+
     def save(self, path: str | Path) -> Path:
-        """Write a checkpoint of everything that shapes behaviour, atomically (temp file + rename).
+        """Write a checkpoint of everything that shapes behaviour, atomically and with a digest (see
+        :mod:`drama_wm.checkpoint`): the run's description and the state of every part.
 
         A path without a suffix gets ``.pt`` (as stable-baselines3 adds ``.zip``; ``EvalCallback`` saves
         ``best_model`` so); returns the path written.
         """
-        path = _with_suffix(path)
-        state = {
-            "format": "drama_wm",
-            "config": self.config.to_dict(),
-            "env_spec": self.env_spec,
-            "env_recipe": self.env_recipe,
-            "observation_adapter": None if self.observation_adapter is None else self.observation_adapter.to_dict(),
-            "seed": self.seed,
-            "learner_kind": self.learner_kind,
-            "world_model": self.world_model.training_state(),
-            "learner": self.learner.state_dict(),
-            "replay": self.replay.state_dict() if self.config.checkpoint_replay else None,
-            "dream": self.dream.state_dict(),
-            "acting": self.env.state_dict(),
-            "env_pickle": _try_pickle(self._real_env),
-            "driver": {
-                "num_timesteps": self.num_timesteps,
-                "steps_before_reset": self._steps_before_reset,
-                "episodes": self.episodes,
-                "features": self._features,
-                "first": self._first,
-                "episode_return": self._episode_return,
-                "rng": self._rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(),
-                "timers": self._timers,
-            },
-        }
-        return checkpoint.atomic_save(state, path)
+        parts = {name: part.state_dict() for name, part in self._parts().items()}
+        return checkpoint.save({"meta": self._meta(), "parts": parts}, _with_suffix(path))
 
     @classmethod
     def load(
@@ -594,60 +566,41 @@ class Drama:
         logdir: str | Path | None = None,
         tensorboard_log: str | Path | None = None,
     ) -> Drama:
-        """Restore a saved agent. The env defaults to the pickled env of the checkpoint (exact continuation) or a
-        fresh one rebuilt from the checkpoint (its id, ``make_atari`` arguments or Gymnasium spec); ``env`` is needed
-        only when neither exists. External learners must be passed as ``learner`` (an unbound instance)."""
+        """Restore a saved agent.
+
+        The env defaults to one rebuilt from the checkpoint (its id, ``make_atari`` arguments or Gymnasium spec),
+        which also continues the interrupted episode where :mod:`drama_wm.env_state` captured it (ALE games,
+        classic-control envs); pass ``env`` when it cannot be rebuilt (its first episode then starts afresh). A
+        custom learner (one without a :class:`~drama_wm.learners.LearnerConfig`) must be passed as ``learner``, an
+        unbound instance. Loading builds only tensors and plain data (no unpickling of objects), and a damaged file
+        is an error (see :mod:`drama_wm.checkpoint`).
+        """
         path = Path(path)
-        state = checkpoint.load(path if path.exists() else _with_suffix(path))
-        if state["learner_kind"] is None and learner is None:
+        payload = checkpoint.load(path if path.exists() else _with_suffix(path))
+        meta, parts = payload["meta"], payload["parts"]
+        if meta["learner_kind"] is None and learner is None:
             raise ValueError("the checkpoint was trained with a custom learner (no LearnerConfig): pass learner=")
-        recipe = state.get("env_recipe") or ({"id": state["env_spec"]} if state["env_spec"] is not None else None)
-        restored_env = env if env is not None else _unpickle(state["env_pickle"])
-        if restored_env is None:
-            if recipe is None:
-                raise ValueError(
-                    "the checkpoint's env can be neither unpickled nor rebuilt (it was not made from an id, "
-                    "make_atari or a Gymnasium spec): pass env="
-                )
-            restored_env = make_env_from_recipe(recipe)
-        config = DramaConfig.from_dict(state["config"])
-        agent = cls(
-            restored_env,
-            config,
-            learner,
-            seed=None,
-            device=device,
-            logdir=logdir,
-            tensorboard_log=tensorboard_log,
-        )
-        saved_view = state.get("observation_adapter", "absent")  # checkpoints before adapters lack the key
-        view = None if agent.observation_adapter is None else agent.observation_adapter.to_dict()
-        if saved_view != "absent" and saved_view != view:
+        recipe = meta["env_recipe"]
+        if env is None and recipe is None:
             raise ValueError(
-                f"the env's observations are adapted as {view}, but the checkpoint was trained on {saved_view}: "
-                "pass an env with the observations it was trained on"
+                "the checkpoint's env cannot be rebuilt (it was not made from an id, make_atari or a Gymnasium spec): "
+                "pass env="
             )
-        agent.seed, agent.env_spec = state["seed"], state["env_spec"]
+        real_env = env if env is not None else make_env_from_recipe(recipe)
+        config = DramaConfig.from_dict(meta["config"])
+        agent = cls(real_env, config, learner, None, device, logdir, tensorboard_log)
+        view = None if agent.observation_adapter is None else agent.observation_adapter.to_dict()
+        if meta["observation_adapter"] != view:
+            raise ValueError(
+                f"the env's observations are adapted as {view}, but the checkpoint was trained on "
+                f"{meta['observation_adapter']}: pass an env with the observations it was trained on"
+            )
+        agent.seed, agent.env_spec = meta["seed"], meta["env_spec"]
         agent.env_recipe = recipe if recipe is not None else agent.env_recipe
-        game = agent.env_name
-        agent._atari_game = game if game is not None and is_atari_100k_game(game) else None
-        agent.world_model.load_training_state(state["world_model"])
-        agent.learner.load_state_dict(state["learner"])
-        if state["replay"] is not None:
-            agent.replay.load_state_dict(state["replay"])
-        agent.dream.load_state_dict(state["dream"])
-        driver = state["driver"]
-        agent.num_timesteps, agent.episodes = driver["num_timesteps"], driver["episodes"]
-        agent._steps_before_reset = driver.get("steps_before_reset", 0)
-        agent._timers = driver["timers"]
-        agent._rng.bit_generator.state = driver["rng"]
-        if state["env_pickle"] is not None and env is None:
-            # The pickled env continues the interrupted episode: restore the carried recurrent state and the
-            # episode's partial return too (with a new env the next episode starts from 0).
-            agent.env.load_state_dict(state["acting"])
-            agent._features, agent._first = driver["features"], driver["first"]
-            agent._episode_return = driver["episode_return"]
-        torch.set_rng_state(driver["torch_rng"])
+        agent._episode_restorable = env is None
+        for name, part in agent._parts().items():
+            if name in parts:  # a checkpoint without the replay leaves the buffer empty
+                part.load_state_dict(parts[name])
         return agent
 
 
@@ -665,59 +618,13 @@ class PredictState:
         return int(self.z.shape[0])
 
 
-class _CallbackHooks:
-    """Runs ``learn()``'s callback: a plain ``f(agent)`` or stable-baselines3 callbacks (imported only then)."""
-
-    def __init__(self, agent: Drama, callback: LearnCallback) -> None:
-        self.agent = agent
-        self.plain: Callable[[Drama], bool | None] | None = None
-        self.sb3: Any = None
-        self.locals: dict[str, Any] = {}
-        if callback is None:
-            return
-        if isinstance(callback, list) or (hasattr(callback, "init_callback") and hasattr(callback, "on_step")):
-            from stable_baselines3.common.callbacks import CallbackList
-
-            self.sb3 = CallbackList(callback) if isinstance(callback, list) else callback
-            with warnings.catch_warnings():
-                # EvalCallback warns when the eval env's type differs from the training env's; Drama trains on one
-                # LatentObservation-wrapped env, so it always differs, by design.
-                warnings.filterwarnings("ignore", message="Training and eval env are not of the same type")
-                self.sb3.init_callback(agent)
-        elif callable(callback):
-            self.plain = callback
-        else:
-            raise TypeError(
-                "callback must be a function f(agent) -> bool | None, a stable_baselines3 BaseCallback or a list of "
-                f"them, got {type(callback).__name__}"
-            )
-
-    def start(self, total_timesteps: int) -> None:
-        if self.sb3 is not None:
-            self.locals = {"self": self.agent, "total_timesteps": total_timesteps, "callback": self.sb3}
-            self.sb3.on_training_start(self.locals, {})
-            self.sb3.on_rollout_start()
-
-    def step(self, step: dict[str, Any]) -> bool | None:
-        if self.plain is not None:
-            return self.plain(self.agent)
-        if self.sb3 is not None:
-            self.sb3.update_locals(step)
-            return bool(self.sb3.on_step())
-        return None
-
-    def end(self) -> None:
-        if self.sb3 is not None:
-            self.sb3.on_rollout_end()
-            self.sb3.on_training_end()
-
-
-def _resolve_learner(learner: BehaviourLearner | None, config: LearnerConfig) -> tuple[str | None, BehaviourLearner]:
-    """(kind, learner): a new learner from ``config`` when ``learner`` is None, else the given instance, whose kind is
-    its config's when it has a :class:`LearnerConfig` (``learner.config``) and None otherwise (a custom learner, which
-    ``load`` must be given again)."""
+def _resolve_learner(
+    learner: BehaviourLearner | None, config: LearnerConfig
+) -> tuple[str | None, BehaviourLearner, LearnerConfig | None]:
+    """(kind, learner, its config): a new learner from ``config`` when ``learner`` is None, else the given instance,
+    with its own :class:`LearnerConfig` (``learner.config``) if it has one, and kind None if not (a custom learner)."""
     if learner is None:
-        return config.kind, config.make()
+        return config.kind, config.make(), config
     if isinstance(learner, str):
         raise TypeError(
             f"learner={learner!r}: the kind ({', '.join(LearnerConfig.kinds())}) is chosen by DramaConfig.learner,"
@@ -726,7 +633,7 @@ def _resolve_learner(learner: BehaviourLearner | None, config: LearnerConfig) ->
     if not isinstance(learner, BehaviourLearner):
         raise TypeError(f"learner must implement drama_wm.learners.BehaviourLearner, got {type(learner).__name__}")
     own = getattr(learner, "config", None)
-    return (own.kind if isinstance(own, LearnerConfig) else None), learner
+    return (own.kind, learner, own) if isinstance(own, LearnerConfig) else (None, learner, None)
 
 
 def _with_suffix(path: str | Path) -> Path:
@@ -734,16 +641,5 @@ def _with_suffix(path: str | Path) -> Path:
     return path if path.suffix else path.with_suffix(".pt")
 
 
-def _try_pickle(env: gym.Env) -> bytes | None:
-    """The real env's exact state when it can be pickled (e.g. CartPole); None otherwise (e.g. ALE emulators)."""
-    try:
-        return pickle.dumps(env)
-    except Exception:  # any env may refuse pickling in its own way; then resume starts a new episode
-        return None
+__all__ = ["Drama", "PredictState", "Stateful"]
 
-
-def _unpickle(blob: bytes | None) -> gym.Env | None:
-    return pickle.loads(blob) if blob is not None else None
-
-
-__all__ = ["Drama", "PredictState", "env_recipe", "make_env", "make_env_from_recipe"]

@@ -251,7 +251,7 @@ def make_real_env(env: str, for_drama: bool, max_episode_steps: int | None = Non
 
         made = make_minatar(env_id) if for_drama else make_minatar_vector(env_id)
     elif for_drama:
-        from drama_wm.driver import make_env
+        from drama_wm.env_recipes import make_env
 
         made = make_env(env_id)
     else:

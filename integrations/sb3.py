@@ -21,7 +21,6 @@ per episode whose action is ignored and whose reward is 0, which SB3 would learn
 
 from __future__ import annotations
 
-import io
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -376,23 +375,37 @@ class SB3Learner:
         return np.asarray(actions, dtype=np.int64).reshape(x.shape[0])
 
     def state_dict(self) -> dict[str, Any]:
-        """The SB3 model as the bytes of its zip file (weights, optimiser, counters) plus its class path."""
+        """The SB3 model as tensors and plain data: its class path, the policy's weights and optimiser state and the
+        counters that drive SB3's schedules (no pickled objects, unlike SB3's own zip files, so checkpoints load
+        with ``weights_only=True``)."""
         model = self._require_bound()
-        buffer = io.BytesIO()
-        model.save(buffer)
-        return {"algorithm": _class_path(model), "observation": self.observation, "model_zip": buffer.getvalue()}
+        return {
+            "algorithm": _class_path(model),
+            "observation": self.observation,
+            "policy": model.policy.state_dict(),
+            "optimizer": model.policy.optimizer.state_dict(),
+            "num_timesteps": int(model.num_timesteps),
+            "n_updates": int(getattr(model, "_n_updates", 0)),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore a :meth:`state_dict`. Call after ``bind`` (the driver does): the model is restored onto the dream."""
+        """Restore a :meth:`state_dict` into this learner's model (built by ``bind`` with the same algorithm and
+        policy architecture; the driver binds before loading)."""
         model = self._require_bound()
         if state["algorithm"] != _class_path(model) or state["observation"] != self.observation:
             raise ValueError(
                 f"the checkpoint holds a {state['algorithm']} model on {state['observation']!r} observations; this "
                 f"learner has a {_class_path(model)} model on {self.observation!r} observations"
             )
-        restored = type(model).load(io.BytesIO(state["model_zip"]), env=self.vec_env, device=model.device)
-        restored.set_logger(model.logger)
-        self.model = restored
+        try:
+            model.policy.load_state_dict(state["policy"])
+        except RuntimeError as error:
+            raise ValueError(
+                f"the checkpoint's {state['algorithm']} policy has another architecture than this learner's: {error}"
+            ) from None
+        model.policy.optimizer.load_state_dict(state["optimizer"])
+        model.num_timesteps = int(state["num_timesteps"])
+        model._n_updates = int(state["n_updates"])
 
     # ----------------------------------------------------------------------------------------------------------------
     def _require_bound(self) -> OnPolicyAlgorithm:

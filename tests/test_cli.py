@@ -68,9 +68,9 @@ def assert_one_line_error(capsys, rc: int, *fragments: str) -> None:
 def test_train_writes_checkpoint_and_scalars(cartpole_run):
     assert (cartpole_run / "scalars.csv").read_text().startswith("step,wall_time,name,value")
     state = load_checkpoint(cartpole_run / "checkpoint.pt")
-    assert state["driver"]["num_timesteps"] == 60
-    assert state["env_spec"] == "CartPole-v1" and state["seed"] == 0
-    assert state["config"] == make_config("tiny", "dfs", "mamba2", 10_000).to_dict()
+    assert state["parts"]["progress"]["num_timesteps"] == 60
+    assert state["meta"]["env_spec"] == "CartPole-v1" and state["meta"]["seed"] == 0
+    assert state["meta"]["config"] == make_config("tiny", "dfs", "mamba2", 10_000).to_dict()
 
 
 def test_resume_continues_from_saved_steps(cartpole_run, tmp_path, capsys):
@@ -81,7 +81,7 @@ def test_resume_continues_from_saved_steps(cartpole_run, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "resuming" in out and "at step 60: 5 steps to go" in out
     assert "steps: 65 (5 this run" in out
-    assert load_checkpoint(logdir / "checkpoint.pt")["driver"]["num_timesteps"] == 65
+    assert load_checkpoint(logdir / "checkpoint.pt")["parts"]["progress"]["num_timesteps"] == 65
 
 
 def test_resume_rejects_flags_of_another_run(cartpole_run, tmp_path, capsys):

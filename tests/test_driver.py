@@ -164,10 +164,12 @@ def test_resume_without_the_replay_collects_with_the_policy_then_trains(tmp_path
 def test_a_new_env_on_load_starts_its_episode_return_at_zero(tmp_path):
     agent = Drama("CartPole-v1", DramaConfig.tiny(), seed=0)
     agent.learn(5, progress_bar=False)  # mid-episode: CartPole's first episode lasts longer than 5 random steps
-    assert agent._episode_return == 5.0
+    assert agent.progress.games.current_return == 5.0
     agent.save(tmp_path / "ckpt.pt")
-    assert Drama.load(tmp_path / "ckpt.pt")._episode_return == 5.0  # the pickled env continues the episode
-    assert Drama.load(tmp_path / "ckpt.pt", env=gym.make("CartPole-v1"))._episode_return == 0.0
+    continued = Drama.load(tmp_path / "ckpt.pt")  # the rebuilt env's state is restored: the episode continues
+    assert continued.progress.games.current_return == 5.0 and continued._features is not None
+    fresh = Drama.load(tmp_path / "ckpt.pt", env=gym.make("CartPole-v1"))
+    assert fresh.progress.games.current_return == 0.0 and fresh._features is None
 
 
 def _params(agent: Drama) -> list[torch.Tensor]:
@@ -196,7 +198,7 @@ def test_resume_continues_exactly_like_an_uninterrupted_run(tmp_path):
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     path = tmp_path / "ckpt.pt"
-    checkpoint.atomic_save({"format": "drama_wm", "value": 1}, path)
+    checkpoint.save({"value": 1}, path)
 
     def crash(obj, f):
         f.write(b"partial")
@@ -204,7 +206,7 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "save", crash)
     with pytest.raises(KeyboardInterrupt):
-        checkpoint.atomic_save({"format": "drama_wm", "value": 2}, path)
+        checkpoint.save({"value": 2}, path)
     monkeypatch.undo()
     assert checkpoint.load(path)["value"] == 1
     assert sorted(os.listdir(tmp_path)) == ["ckpt.pt"]
