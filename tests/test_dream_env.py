@@ -6,8 +6,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import CountingWorldModel, fill_replay
 from gymnasium.vector import AutoresetMode
+from helpers import CountingWorldModel, fill_replay
 
 from drama_wm import DreamEnv, LatentObservation, WorldModel, WorldModelConfig
 from drama_wm.dream_env import SingleDreamEnv

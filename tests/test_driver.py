@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import assert_drama_learns_cartpole
+from helpers import assert_drama_learns_cartpole
 
 from drama_wm import Drama, DramaConfig, WorldModelConfig, checkpoint
 
