@@ -53,8 +53,8 @@ def test_predict_on_raw_observations_carries_the_recurrent_state_like_latent_obs
     for _ in range(60):
         action, state = agent.predict(obs, state=state, episode_start=start, deterministic=True)
         assert np.ndim(action) == 0
-        torch.testing.assert_close(state.recurrent.d, wrapped._state.d)
-        torch.testing.assert_close(state.z, wrapped._z)
+        torch.testing.assert_close(state.recurrent.d, wrapped.carry.state.d)
+        torch.testing.assert_close(state.z, wrapped.carry.z)
         obs, _, terminated, truncated, _ = env.step(int(action))
         wrapped.step(int(action))
         start = np.array([terminated or truncated])
