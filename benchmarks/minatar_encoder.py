@@ -74,7 +74,7 @@ def main() -> None:
             "| ms / update |", "|---|---|---|---|---|---|---|"]
     for game in args.games:
         train, test = collect(game, args.steps, 0), collect(game, args.steps, 1)
-        frames = torch.as_tensor(test._data["observation"][: len(test)][:: max(1, len(test) // 2000)])
+        frames = torch.as_tensor(test.field("observation")[: len(test)][:: max(1, len(test) // 2000)])
         for kind in args.kinds:
             torch.manual_seed(0)
             config = replace(base.world_model, grid_encoder=kind)

@@ -6,6 +6,7 @@ Public API:
 - :class:`DreamEnv`: the world model as a ``gymnasium.vector.VectorEnv`` starting from DFS-drawn real contexts;
   :class:`SingleDreamEnv`: one dream as a plain ``gymnasium.Env``.
 - :class:`LatentObservation`: the real env seen through the world model (the same features as the dream).
+- :class:`RecurrentState`, :class:`Carry`: what the world model carries between steps (with the current latent).
 - :class:`Drama`, :class:`DramaConfig`: the agent (Algorithm 1) with learn / predict / evaluate / save / load.
 
 The names are imported on first use (PEP 562), so ``import drama_wm`` (and the ``drama-wm`` command's ``--help``)
@@ -33,12 +34,14 @@ _EXPORTS = {
     "DreamEnv": "drama_wm.dream_env",
     "SingleDreamEnv": "drama_wm.dream_env",
     "LatentObservation": "drama_wm.latent_observation",
-    "RecurrentState": "drama_wm.world_model",
+    "Carry": "drama_wm.carry",
+    "RecurrentState": "drama_wm.carry",
     "WorldModel": "drama_wm.world_model",
     "WorldModelConfig": "drama_wm.world_model",
 }
 
 if TYPE_CHECKING:
+    from drama_wm.carry import Carry, RecurrentState
     from drama_wm.config import DramaConfig
     from drama_wm.dream_env import DreamEnv, SingleDreamEnv
     from drama_wm.driver import Drama
@@ -46,7 +49,7 @@ if TYPE_CHECKING:
     from drama_wm.latent_observation import LatentObservation
     from drama_wm.learners import ActorCritic, ActorCriticConfig, BehaviourLearner
     from drama_wm.replay import Batch, ReplayBuffer, SamplerConfig
-    from drama_wm.world_model import RecurrentState, WorldModel, WorldModelConfig
+    from drama_wm.world_model import WorldModel, WorldModelConfig
 
 
 def __getattr__(name: str) -> Any:
@@ -67,6 +70,7 @@ __all__ = [
     "ActorCriticConfig",
     "Batch",
     "BehaviourLearner",
+    "Carry",
     "Drama",
     "DramaConfig",
     "DreamEnv",

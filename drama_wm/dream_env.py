@@ -40,8 +40,9 @@ import torch
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
+from drama_wm.carry import Carry
 from drama_wm.replay import ReplayBuffer
-from drama_wm.world_model import RecurrentState, WorldModel
+from drama_wm.world_model import WorldModel
 
 
 class DreamEnv(gym.vector.VectorEnv):
@@ -139,8 +140,7 @@ class DreamEnv(gym.vector.VectorEnv):
             self._generator.seed()
         else:
             self._generator.manual_seed(seed)
-        self._state: RecurrentState | None = None
-        self._z = torch.zeros(num_envs, world_model.config.latent_dim, device=self.device, dtype=world_model.dtype)
+        self._carry: Carry | None = None  # the dreams' (recurrent state, z_t), set by the first reset
         self._elapsed = torch.zeros(num_envs, dtype=torch.long, device=self.device)
         self._needs_reset = torch.zeros(num_envs, dtype=torch.bool, device=self.device)
         # SAME_STEP only: some sub-envs finished in a step with autoreset=False and await reset(). A host-side flag,
@@ -159,7 +159,7 @@ class DreamEnv(gym.vector.VectorEnv):
             self._rng = np.random.default_rng(seed)
             self._generator.manual_seed(seed)
         mask = self._reset_mask(options)
-        if self._state is None and not bool(mask.all()):
+        if self._carry is None and not bool(mask.all()):
             raise ValueError("the first reset must reset every sub-environment (no reset_mask)")
         self._restart(mask)
         return self._output(self._observations()), {}
@@ -172,7 +172,7 @@ class DreamEnv(gym.vector.VectorEnv):
         are dreamed from. For a caller that will ``reset()`` next (an SB3 rollout's last step, whose next
         observation SB3 never uses); stepping again before ``reset()`` raises.
         """
-        if self._state is None:
+        if self._carry is None:
             raise RuntimeError("call reset() before step()")
         mode = self.metadata["autoreset_mode"]
         if not autoreset and mode != AutoresetMode.SAME_STEP:
@@ -188,7 +188,7 @@ class DreamEnv(gym.vector.VectorEnv):
                 reward, terminated = self._graph.replay(action, noise)
             else:
                 transition = self._compiled() if self.compile_step else self._transition
-                self._state, self._z, reward, terminated = transition(self._state, self._z, action, noise)
+                self._carry, reward, terminated = transition(self._carry, action, noise)
         self._elapsed += 1
         truncated = (self._elapsed >= self.horizon) & ~terminated
         infos: dict[str, Any] = {}
@@ -219,22 +219,22 @@ class DreamEnv(gym.vector.VectorEnv):
 
     def render(self) -> np.ndarray | None:
         """Frames decoded from every sub-env's current latent, uint8 [num_envs, H, W, C]."""
-        if not self.world_model.is_image or self._state is None:
+        if not self.world_model.is_image or self._carry is None:
             return None
         with torch.no_grad():
-            return self.world_model.decode(self._z).cpu().numpy()
+            return self.world_model.decode(self._carry.z).cpu().numpy()
+
+    @property
+    def carry(self) -> Carry | None:
+        """What the dreams carry (recurrent state holding d_{t-1}, current latent z_t [num_envs, latent_dim]); None
+        before the first reset. Its tensors are updated in place by resets: read, do not write."""
+        return self._carry
 
     def state_dict(self) -> dict[str, Any]:
         """RNG states and the carried dreams, so a restored driver dreams on exactly as the original would."""
         carried = None
-        if self._state is not None:
-            carried = {
-                "backbone": self._state.backbone,
-                "d": self._state.d,
-                "z": self._z,
-                "elapsed": self._elapsed,
-                "needs_reset": self._needs_reset,
-            }
+        if self._carry is not None:  # Carry.state_dict()'s keys, with the dreams' step counts and pending resets
+            carried = {**self._carry.state_dict(), "elapsed": self._elapsed, "needs_reset": self._needs_reset}
         return {"rng": self._rng.bit_generator.state, "generator": self._generator.get_state(), "carried": carried}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -242,10 +242,9 @@ class DreamEnv(gym.vector.VectorEnv):
         self._generator.set_state(state["generator"])
         carried = state["carried"]
         if carried is not None:
-            to = self.device
-            self._state = RecurrentState(tuple(s.to(to) for s in carried["backbone"]), carried["d"].to(to))
-            self._z, self._elapsed = carried["z"].to(to), carried["elapsed"].to(to)
-            self._needs_reset = carried["needs_reset"].to(to)
+            self._carry = Carry.from_state_dict(carried, self.device)
+            self._elapsed = carried["elapsed"].to(self.device)
+            self._needs_reset = carried["needs_reset"].to(self.device)
             same_step = self.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
             self._restart_pending = same_step and bool(self._needs_reset.any())
 
@@ -277,17 +276,15 @@ class DreamEnv(gym.vector.VectorEnv):
         return self._compiled_transition
 
     def _transition(
-        self,
-        state: RecurrentState,
-        z: torch.Tensor,
-        action: torch.Tensor,
-        noise: tuple[torch.Tensor, torch.Tensor | None],
-    ) -> tuple[RecurrentState, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """The world-model part of a step (no host work, so it can be captured): (state, z, reward, terminated)."""
+        self, carry: Carry, action: torch.Tensor, noise: tuple[torch.Tensor, torch.Tensor | None]
+    ) -> tuple[Carry, torch.Tensor, torch.Tensor]:
+        """The world-model part of a step (no host work, so it can be captured): (carry, reward, terminated)."""
         latent_noise, termination_noise = noise
-        state, z_next, reward, p_term = self.world_model.imagine_step(state, z, action, uniform=latent_noise)
+        state, z_next, reward, p_term = self.world_model.imagine_step(
+            carry.state, carry.z, action, uniform=latent_noise
+        )
         terminated = p_term > 0.5 if termination_noise is None else termination_noise < p_term
-        return state, z_next, reward, terminated
+        return Carry(state, z_next), reward, terminated
 
     def _restart(self, mask: torch.Tensor) -> None:
         """Re-draw contexts for the sub-envs in ``mask`` [num_envs] and run the world model over them in parallel."""
@@ -299,18 +296,13 @@ class DreamEnv(gym.vector.VectorEnv):
             raise ValueError(
                 f"the replay buffer holds {len(self.replay)} steps, fewer than context_length={self.context_length}"
             )
-        wm = self.world_model
         batch = self.replay.sample(count, self.context_length, "imagination", device=self.device, rng=self._rng)
         with torch.no_grad():
-            _, _, state = wm.observe(batch.observation, batch.action, batch.first, generator=self._generator)
-            # Rollouts begin from the last real transition of each context (Sec. 2.3): z_0 ~ prior(d_{l_img - 1}).
-            prior_logits, _, _ = wm.heads(state.d)
-            z0 = wm.latent(prior_logits, sample=True, generator=self._generator)
-        if self._state is None:
-            self._state = state
+            carry, _ = self.world_model.start_dreams(batch, generator=self._generator)
+        if self._carry is None:
+            self._carry = carry
         else:  # in place: a captured step graph reads these very tensors
-            self._state.put_(index, state)
-        self._z.index_copy_(0, index, z0)
+            self._carry.put_(index, carry)
         self._elapsed = self._elapsed.masked_fill(mask, 0)
         self._needs_reset = self._needs_reset & ~mask
         if self._restart_pending:  # only after a step with autoreset=False: worth the sync
@@ -319,8 +311,8 @@ class DreamEnv(gym.vector.VectorEnv):
     def _observations(self) -> torch.Tensor:
         with torch.no_grad():
             if self.observation == "latent":
-                return self.world_model.features(self._z, self._state).float()
-            return self.world_model.decode(self._z)
+                return self.world_model.features(self._carry.z, self._carry.state).float()
+            return self.world_model.decode(self._carry.z)
 
     def _output(self, value: torch.Tensor) -> Any:
         return value if self.array_type == "torch" else value.cpu().numpy()
@@ -359,28 +351,26 @@ class _StepGraph:
         device = dream.device
         self.action = torch.zeros(dream.num_envs, dtype=torch.long, device=device)
         self.noise = tuple(None if x is None else torch.zeros_like(x) for x in noise)  # static input buffers
-        carried = (*dream._state.backbone, dream._state.d, dream._z)
+        carry = dream._carry
         # Warm up on a side stream first: lazy library initialisation and kernel autotuning must not be captured.
         side = torch.cuda.Stream(device)
         side.wait_stream(torch.cuda.current_stream(device))
         with torch.cuda.stream(side):
             for _ in range(2):
-                dream._transition(dream._state, dream._z, self.action, self.noise)
+                dream._transition(carry, self.action, self.noise)
         torch.cuda.current_stream(device).wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(self.graph):
-            state, z_next, self.reward, self.terminated = dream._transition(
-                dream._state, dream._z, self.action, self.noise
-            )
-            for target, value in zip(carried, (*state.backbone, state.d, z_next), strict=True):
+            new, self.reward, self.terminated = dream._transition(carry, self.action, self.noise)
+            for target, value in zip(carry.tensors(), new.tensors(), strict=True):
                 target.copy_(value)
         self.key = self._key(dream)
 
     @staticmethod
     def _key(dream: DreamEnv) -> tuple[int, ...]:
         """Storage addresses the graph was captured on: parameters, buffers and the carried state."""
-        tensors = (*dream.world_model.parameters(), *dream.world_model.buffers(), *dream._state.backbone)
-        return tuple(t.data_ptr() for t in (*tensors, dream._state.d, dream._z))
+        tensors = (*dream.world_model.parameters(), *dream.world_model.buffers(), *dream._carry.tensors())
+        return tuple(t.data_ptr() for t in tensors)
 
     def valid_for(self, dream: DreamEnv) -> bool:
         return self._key(dream) == self.key

@@ -1,10 +1,9 @@
 """Imagined rollouts rendered as video frames: real frames above, the world model's dream below (paper Figs. 7-9).
 
 Each rollout starts from a real context of ``context_length`` consecutive steps in the agent's replay buffer. The
-world model observes the context (one parallel pass, exactly as :class:`~drama_wm.DreamEnv` does), then dreams
-``horizon`` steps with the agent's own policy choosing every action from the dream's features [z_t, d_{t-1}]:
-z_0 ~ prior(d_{l_img - 1}), then (d_k, z_{k+1}) from :meth:`~drama_wm.WorldModel.imagine_step`. Every z is decoded
-to a frame.
+world model starts a dream from it (:meth:`~drama_wm.WorldModel.start_dreams`, as :class:`~drama_wm.DreamEnv`
+does), then dreams ``horizon`` steps with the agent's own policy choosing every action from the dream's features
+[z_t, d_{t-1}] through :meth:`~drama_wm.WorldModel.imagine_step`. Every z is decoded to a frame.
 
 Time axis of the video (T = context_length + horizon frames), with C = context_length:
 
@@ -96,22 +95,18 @@ def dream_frames(
         )
 
     rng = np.random.default_rng(seed)
-    data = replay.state_dict()  # live arrays, not copies: only read below
-    starts = _choose_starts(data["first"], replay.valid_starts(1), context_length, horizon, n_rollouts, rng)
-    context_index = (starts[:, None] + np.arange(context_length)) % replay.capacity  # [R, C]
+    stored = replay.valid_starts(1)
+    starts = _choose_starts(replay.field("first"), stored, context_length, horizon, n_rollouts, rng)
     device = agent.device
-
-    def tensor(name: str) -> torch.Tensor:
-        return torch.as_tensor(data[name][context_index], device=device)
+    context = replay.gather(starts, context_length, device=device)
 
     generator = torch.Generator(device=device).manual_seed(seed)
     fork_devices = [device.index or 0] if device.type == "cuda" else []
     with torch.no_grad(), torch.random.fork_rng(devices=fork_devices):
         torch.manual_seed(seed)  # the policy samples actions from torch's global stream, forked here
-        features, _, state = wm.observe(tensor("observation"), tensor("action"), tensor("first"), generator=generator)
-        reconstructions = wm.decode(features[..., : wm.config.latent_dim])  # [R, C, H, W, channels]
-        prior_logits, _, _ = wm.heads(state.d)
-        z = wm.latent(prior_logits, sample=True, generator=generator)  # z_0 ~ prior(d_{C-1})
+        carry, context_z = wm.start_dreams(context, generator=generator)
+        reconstructions = wm.decode(context_z)  # [R, C, H, W, channels]
+        state, z = carry.state, carry.z
         dreamed = []
         for k in range(horizon):
             dreamed.append(wm.decode(z))
@@ -120,7 +115,9 @@ def dream_frames(
                 state, z, _, _ = wm.imagine_step(state, z, torch.as_tensor(actions, device=device), generator)
     model_rows = torch.cat([reconstructions, torch.stack(dreamed, dim=1)], dim=1).cpu().numpy()  # [R, T, H, W, ch]
 
-    real_rows, available = _real_frames(data, replay.valid_starts(1), starts, context_length, horizon)
+    real_rows, available = _real_frames(
+        replay.field("observation"), replay.field("first"), stored, starts, context_length, horizon
+    )
     total = context_length + horizon
     kinds_top = np.where(available, "real", "missing")  # [R, T]
     kinds_bottom = np.array(["reconstruction"] * context_length + ["dream"] * horizon)
@@ -167,13 +164,19 @@ def _choose_starts(
 
 
 def _real_frames(
-    data: dict[str, np.ndarray], stored: np.ndarray, starts: np.ndarray, context_length: int, horizon: int
+    observations: np.ndarray,
+    first: np.ndarray,
+    stored: np.ndarray,
+    starts: np.ndarray,
+    context_length: int,
+    horizon: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Real frames [R, C + H, H_img, W_img, ch] from each start on, and which of them exist [R, C + H] (bool).
 
-    The context always exists; its continuation runs until the buffer's newest step or the next episode start.
+    ``observations`` [capacity, ...] and ``first`` [capacity] are the replay's stored fields; ``stored`` holds the
+    stored indices oldest first. The context always exists; its continuation runs until the buffer's newest step or
+    the next episode start.
     """
-    observations, first = data["observation"], data["first"]
     total = context_length + horizon
     frames = np.zeros((len(starts), total, *observations.shape[1:]), dtype=np.uint8)
     available = np.zeros((len(starts), total), dtype=bool)

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from drama_wm import __version__, checkpoint, env_state
 from drama_wm.allocator import keep_freed_memory
 from drama_wm.callbacks import CallbackHooks, LearnCallback
+from drama_wm.carry import Carry
 from drama_wm.config import DramaConfig
 from drama_wm.dream_env import DreamEnv
 from drama_wm.env_recipes import EnvSpec, env_recipe, make_env, make_env_from_recipe, recipe_name
@@ -37,7 +38,7 @@ from drama_wm.logger import RunLogger, next_run_dir
 from drama_wm.observations import AdaptObservation, observation_adapter
 from drama_wm.progress import RunProgress
 from drama_wm.replay import ReplayBuffer
-from drama_wm.world_model import RecurrentState, WorldModel
+from drama_wm.world_model import WorldModel
 
 _log = logging.getLogger("drama_wm")
 
@@ -425,7 +426,7 @@ class Drama:
             if state is None:
                 recurrent = fresh
             else:
-                recurrent = wm.advance(state.recurrent, state.z, state.action)
+                recurrent = wm.advance(state.carry.state, state.carry.z, state.action)
                 if episode_start is not None:
                     starts = torch.as_tensor(np.asarray(episode_start, dtype=bool).reshape(n), device=self.device)
                     recurrent = recurrent.merge(starts, fresh)
@@ -433,7 +434,7 @@ class Drama:
             features = wm.features(z, recurrent).float().cpu().numpy()
         actions = self.learner.act(features, deterministic=deterministic)
         taken = torch.as_tensor(np.asarray(actions).reshape(n), device=self.device).long()
-        return (actions[0] if single else actions), PredictState(recurrent, z, taken)
+        return (actions[0] if single else actions), PredictState(Carry(recurrent, z), taken)
 
     def predict_features(self, features: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """Actions for world-model features [z_t, d_{t-1}]: observations of an env wrapped in
@@ -606,16 +607,16 @@ class Drama:
 
 @dataclass
 class PredictState:
-    """What :meth:`Drama.predict` carries between calls for B rows: the world model's recurrent state after the
-    last observation, its latent z and the action taken (the next call advances the backbone on them)."""
+    """What :meth:`Drama.predict` carries between calls for B rows: the world model's carry after the last
+    observation (recurrent state with d_{t-1}, latent z_t) and the action a_t taken (the next call advances the
+    backbone on them)."""
 
-    recurrent: RecurrentState
-    z: torch.Tensor
+    carry: Carry
     action: torch.Tensor
 
     @property
     def batch_size(self) -> int:
-        return int(self.z.shape[0])
+        return self.carry.batch_size
 
 
 def _resolve_learner(

@@ -8,7 +8,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from drama_wm.world_model import RecurrentState, WorldModel
+from drama_wm.carry import Carry, RecurrentState
+from drama_wm.world_model import WorldModel
 
 
 class LatentObservation(gym.Wrapper):
@@ -55,8 +56,7 @@ class LatentObservation(gym.Wrapper):
         self._device = world_model.prior_head.weight.device
         self._generator = torch.Generator(device=self._device)
         self._generator.seed()
-        self._state: RecurrentState | None = None
-        self._z: torch.Tensor | None = None
+        self._carry: Carry | None = None  # (recurrent state holding d_{t-1}, z_t) of the current step
         self._last_features: np.ndarray | None = None
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
@@ -64,31 +64,33 @@ class LatentObservation(gym.Wrapper):
             self._generator.manual_seed(seed)
         obs, info = self.env.reset(seed=seed, options=options)
         continuing = bool(info.get("life_loss_reset", False)) and self.continue_on_life_loss
-        if continuing and self._state is not None and self._last_features is not None:
+        if continuing and self._carry is not None and self._last_features is not None:
             # The game goes on from the frame the last step returned: same state, same features.
             self.episode_start = False
             return self._last_features.copy(), info
         self.episode_start = True
-        self._state = self.world_model.initial_state(1, self._device)
-        return self._features(obs), info
+        return self._features(obs, self.world_model.initial_state(1, self._device)), info
 
     def step(self, action: Any) -> tuple[np.ndarray, SupportsFloat, bool, bool, dict]:
-        if self._state is None:
+        if self._carry is None:
             raise RuntimeError("call reset() before step()")
         obs, reward, terminated, truncated, info = self.env.step(action)
         with torch.no_grad():
             a = torch.as_tensor(np.asarray(action).reshape(1), device=self._device).long()
-            self._state = self.world_model.advance(self._state, self._z, a)
-        return self._features(obs), reward, terminated, truncated, info
+            state = self.world_model.advance(self._carry.state, self._carry.z, a)
+        return self._features(obs, state), reward, terminated, truncated, info
+
+    @property
+    def carry(self) -> Carry | None:
+        """The carried (recurrent state holding d_{t-1}, latent z_t [1, latent_dim]) of the current step; None before
+        the first reset."""
+        return self._carry
 
     def state_dict(self) -> dict[str, Any]:
         """The carried recurrent state, last latent, last raw observation and sampling RNG (for exact resumes)."""
-        carried = None
-        if self._state is not None:
-            carried = {"backbone": self._state.backbone, "d": self._state.d, "z": self._z}
         return {
             "generator": self._generator.get_state(),
-            "carried": carried,
+            "carried": None if self._carry is None else self._carry.state_dict(),
             "raw_observation": self.raw_observation,
             "last_features": self._last_features,
             "episode_start": self.episode_start,
@@ -101,16 +103,15 @@ class LatentObservation(gym.Wrapper):
         # episode start.
         self._last_features = state.get("last_features")
         self.episode_start = bool(state.get("episode_start", True))
-        carried = state["carried"]
-        if carried is not None:
-            to = self._device
-            self._state = RecurrentState(tuple(s.to(to) for s in carried["backbone"]), carried["d"].to(to))
-            self._z = carried["z"].to(to)
+        if state["carried"] is not None:
+            self._carry = Carry.from_state_dict(state["carried"], self._device)
 
-    def _features(self, obs: Any) -> np.ndarray:
+    def _features(self, obs: Any, state: RecurrentState) -> np.ndarray:
+        """Carry (``state``, z_t ~ posterior(obs)) and return the features [z_t, d_{t-1}] of the step."""
         self.raw_observation = obs
         with torch.no_grad():
             x = torch.as_tensor(np.asarray(obs), device=self._device).unsqueeze(0)
-            self._z = self.world_model.encode(x, sample=self.sample, generator=self._generator)
-            self._last_features = self.world_model.features(self._z, self._state)[0].float().cpu().numpy()
+            z = self.world_model.encode(x, sample=self.sample, generator=self._generator)
+            self._carry = Carry(state, z)
+            self._last_features = self.world_model.features(z, state)[0].float().cpu().numpy()
         return self._last_features.copy()

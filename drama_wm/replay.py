@@ -302,6 +302,41 @@ class ReplayBuffer:
         drawn = starts[rng.choice(len(starts), size=batch_size, replace=self.sampler.replacement, p=p)]
         counts = self.train_counts if purpose == "world_model" else self.imagine_counts
         np.add.at(counts, drawn, 1)  # unbuffered, so a start drawn k times is counted k times
+        return self._gather(drawn, length, device)
+
+    def gather(self, starts: np.ndarray, length: int, device: torch.device | str | None = None) -> Batch:
+        """The windows of ``length`` steps at the storage indices ``starts`` [B] (each one of
+        ``valid_starts(length)``), as :meth:`sample` returns them, but chosen by the caller: nothing is drawn and no
+        counter moves."""
+        length = _check_positive_int("length", length)
+        starts = np.asarray(starts)
+        if starts.ndim != 1 or starts.dtype.kind not in "iu":
+            raise ValueError(
+                f"starts must be a 1-D integer array of storage indices, got {starts.dtype} of shape {starts.shape}"
+            )
+        invalid = starts[~np.isin(starts, self.valid_starts(length))]
+        if len(invalid):
+            raise ValueError(
+                f"starts {invalid[:8].tolist()} are not starts of stored windows of {length} steps; "
+                f"take them from valid_starts({length})"
+            )
+        return self._gather(starts.astype(np.int64), length, device)
+
+    def field(self, name: str) -> np.ndarray:
+        """One stored step field over every storage slot, a read-only view [capacity, ...] of the live buffer:
+        ``observation`` (uint8 images or float32 vectors), ``action`` (int64), ``reward`` (float32), ``terminated``,
+        ``first`` (bool). Index it with storage indices such as :meth:`valid_starts`'s; slots not yet written hold
+        zeros. A view of the storage as it is now: read it again after :meth:`load_state_dict`. Row convention: see
+        the module docstring."""
+        if name not in _STEP_KEYS:
+            raise ValueError(f"field must be one of {_STEP_KEYS}, got {name!r}")
+        view = self._data[name].view()
+        view.flags.writeable = False
+        return view
+
+    def _gather(self, drawn: np.ndarray, length: int, device: torch.device | str | None) -> Batch:
+        """The windows at the (already checked) storage indices ``drawn`` [B], with observations gathered on the
+        buffer's device copy when ``device`` is that device."""
         index = (drawn[:, None] + np.arange(length)) % self.capacity  # [B, T]: gathers only the drawn windows
         on_device = self._device_observations is not None and device is not None
         on_device = on_device and _resolve(torch.device(device)) == self.device

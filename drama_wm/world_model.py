@@ -7,6 +7,9 @@ Conventions (REFERENCE.md, "known defects" section, fixed here):
 - Policy features at time t are [z_t, d_{t-1}] (1024 + 512 at XS): the current latent and the history up to the
   previous action; d_{-1} = 0 at an episode start. Real acting (LatentObservation) and dreaming (DreamEnv) build
   exactly these features, so a policy trained in one runs unchanged in the other.
+- Dream starts (paper Sec. 2.3). A dream begins from the last real transition of a context o_0..o_{L-1}: after
+  observing it the state holds d_{L-1}, and the first dreamed latent is z_0 ~ prior(d_{L-1}), so the dream's first
+  features are [z_0, d_{L-1}] and its first action a_0 enters the backbone with z_0 (:meth:`WorldModel.start_dreams`).
 - Latents stay floating point end to end; episode starts (``first``) reset the backbone so nothing leaks across
   episodes; acting carries the recurrent state (O(1) per step) instead of re-encoding a window of frames.
 """
@@ -14,7 +17,7 @@ Conventions (REFERENCE.md, "known defects" section, fixed here):
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -23,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from drama_wm import sequence
+from drama_wm.carry import Carry, RecurrentState
 from drama_wm.config_io import from_dict, to_dict
 from drama_wm.distributions import (
     SymlogTwoHot,
@@ -36,6 +40,9 @@ from drama_wm.distributions import (
 from drama_wm.grid import MAX_GRID_SIDE, make_grid_codec
 from drama_wm.layers import RMSNorm, mlp
 from drama_wm.optim import apply_gradients, make_optimizer
+
+if TYPE_CHECKING:
+    from drama_wm.replay import Batch
 
 
 @dataclass
@@ -129,40 +136,6 @@ class WorldModelConfig:
             warmup_updates=0,
         )
         return replace(base, **overrides)
-
-
-@dataclass
-class RecurrentState:
-    """What the world model carries between steps: the backbone's state and its last output d.
-
-    ``backbone`` is a flat tuple of tensors with the batch first (drama_wm.sequence's state format); ``d`` [B, d_model]
-    is d_{t-1}, zero at an episode start.
-    """
-
-    backbone: tuple[torch.Tensor, ...]
-    d: torch.Tensor
-
-    @property
-    def batch_size(self) -> int:
-        return self.d.shape[0]
-
-    def select(self, index: torch.Tensor) -> RecurrentState:
-        """Rows ``index`` (int or bool tensor over the batch)."""
-        return RecurrentState(sequence.select_state(self.backbone, index), self.d[index])
-
-    def merge(self, mask: torch.Tensor, new: RecurrentState) -> RecurrentState:
-        """Rows where ``mask`` [B] is True come from ``new``, the others from ``self``."""
-        d = torch.where(mask[:, None], new.d, self.d)
-        return RecurrentState(sequence.merge_state(mask, new.backbone, self.backbone), d)
-
-    def put_(self, index: torch.Tensor, rows: RecurrentState) -> None:
-        """In place: rows ``index`` [k] (int) are overwritten by ``rows`` (a state of batch size k). The tensors keep
-        their storage, so a captured CUDA graph that reads them sees the new rows."""
-        for s, r in zip((*self.backbone, self.d), (*rows.backbone, rows.d), strict=True):
-            s.index_copy_(0, index, r.to(s.dtype))
-
-    def detach(self) -> RecurrentState:
-        return RecurrentState(tuple(s.detach() for s in self.backbone), self.d.detach())
 
 
 def _conv_layout(x: torch.Tensor, channels_last: bool) -> torch.Tensor:
@@ -429,9 +402,25 @@ class WorldModel(nn.Module):
         features = torch.cat([z, d_prev.to(z.dtype)], dim=-1)
         return features, d, RecurrentState(backbone_state, d[:, -1])
 
+    def start_dreams(self, batch: Batch, generator: torch.Generator | None = None) -> tuple[Carry, torch.Tensor]:
+        """Start one dream per context of ``batch`` (observation [B, L, *obs_shape], action [B, L], first [B, L]).
+
+        Observes the contexts in one parallel pass, then draws the first dreamed latent from the prior of the last
+        real transition (see "Dream starts" in the module docstring). Both draws, first the contexts' posteriors and
+        then the priors, come from ``generator`` (torch's global stream when None).
+
+        Returns:
+            the carry (state holding d_{L-1}, z_0 [B, latent_dim]), ready for :meth:`imagine_step`, and the contexts'
+            posterior latents z [B, L, latent_dim].
+        """
+        features, _, state = self.observe(batch.observation, batch.action, batch.first, generator=generator)
+        prior_logits, _, _ = self.heads(state.d)
+        z0 = self.latent(prior_logits, sample=True, generator=generator)
+        return Carry(state, z0), features[..., : self.config.latent_dim]
+
     # ----------------------------------------------------------------------------------------------------------------
     # Training (Eq. 6-7)
-    def loss(self, batch: Any) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Eq. 6 on a replay batch with fields observation [B, L, ...], action, reward, terminated, first [B, L].
 
         Targets of the transition t (reward r_t, termination term_t) come from d_t; the prior from d_t is matched to
@@ -478,7 +467,7 @@ class WorldModel(nn.Module):
         }
         return total, metrics
 
-    def update(self, batch: Any) -> dict[str, float]:
+    def update(self, batch: Batch) -> dict[str, float]:
         """One optimiser step on a replay batch; returns the loss terms. Non-finite losses are skipped, not applied."""
         was_training = self.training
         self.train()

@@ -6,7 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import fill_replay
+from helpers import fill_replay
 
 from drama_wm import ActorCritic, ActorCriticConfig, DreamEnv, RecurrentState, WorldModel, WorldModelConfig
 from drama_wm.learners.actor_critic import lambda_returns

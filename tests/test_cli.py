@@ -158,7 +158,7 @@ def test_dream_frames_layout_and_content(catch_run):
     np.testing.assert_array_equal(agent.replay.imagine_counts, counts)
 
     cell_h, cell_w = 64 + 2 * BORDER, 64 + 2 * BORDER
-    stored = agent.replay.state_dict()["observation"][: len(agent.replay)]
+    stored = agent.replay.field("observation")[: len(agent.replay)]
     for r in range(2):
         left = r * cell_w
 

@@ -9,8 +9,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import assert_drama_learns_cartpole, fill_replay
 from gymnasium.vector import AutoresetMode
+from helpers import assert_drama_learns_cartpole, fill_replay
 
 from drama_wm import DreamEnv, ReplayBuffer, WorldModel, WorldModelConfig
 from drama_wm.sequence import make

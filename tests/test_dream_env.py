@@ -6,8 +6,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import CountingWorldModel, fill_replay
 from gymnasium.vector import AutoresetMode
+from helpers import CountingWorldModel, fill_replay
 
 from drama_wm import DreamEnv, LatentObservation, WorldModel, WorldModelConfig
 from drama_wm.dream_env import SingleDreamEnv
@@ -100,7 +100,7 @@ def test_dreams_never_start_from_a_terminal_context():
     replay = fill_replay(env, 400)
     model = WorldModel(env.observation_space, env.action_space, WorldModelConfig.tiny())
     dream = DreamEnv(model, replay, num_envs=64, context_length=8, horizon=2, seed=0)
-    terminal_ends = (np.flatnonzero(replay.state_dict()["terminated"]) - 7) % replay.capacity
+    terminal_ends = (np.flatnonzero(replay.field("terminated")) - 7) % replay.capacity
     assert len(terminal_ends) > 10
     for seed in range(20):
         dream.reset(seed=seed)
@@ -170,7 +170,7 @@ def test_step_draws_its_noise_first_then_applies_the_transition():
     uniform = torch.rand((4, c.n_latents, c.n_classes), generator=generator)
     action = torch.tensor([0, 1, 1, 0])
     with torch.no_grad():
-        state, z_next, reward, p_term = wm.imagine_step(dream._state, dream._z, action, uniform=uniform)
+        state, z_next, reward, p_term = wm.imagine_step(dream.carry.state, dream.carry.z, action, uniform=uniform)
     obs, dreamed_reward, terminated, _, _ = dream.step(action)
     torch.testing.assert_close(obs, wm.features(z_next, state), rtol=0, atol=0)
     torch.testing.assert_close(dreamed_reward, reward, rtol=0, atol=0)

@@ -9,7 +9,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import assert_drama_learns_cartpole
+from helpers import assert_drama_learns_cartpole
 
 from drama_wm import Drama, DramaConfig, WorldModelConfig, checkpoint
 
@@ -81,7 +81,7 @@ def _run_until_life_loss(life_loss_resets: bool) -> tuple[Drama, int]:
     seen: list[int] = []
 
     def until_life_loss(a: Drama) -> bool:
-        if a.replay.state_dict()["terminated"][a.num_timesteps - 1]:
+        if a.replay.field("terminated")[a.num_timesteps - 1]:
             seen.append(a.num_timesteps - 1)
         return len(seen) == 0 or a.num_timesteps < seen[0] + 3
 
@@ -95,16 +95,15 @@ def test_a_life_loss_is_a_termination_flag_and_the_game_and_state_go_on():
     episode (first=False), the recurrent state is kept (features after the continuing reset hold d != 0) and no
     game has ended."""
     agent, row = _run_until_life_loss(life_loss_resets=False)
-    stored = agent.replay.state_dict()
-    assert stored["terminated"][row] and not stored["first"][row + 1]
-    np.testing.assert_array_equal(np.flatnonzero(stored["first"]), [0])  # one episode: the game
+    terminated, first = agent.replay.field("terminated"), agent.replay.field("first")
+    assert terminated[row] and not first[row + 1]
+    np.testing.assert_array_equal(np.flatnonzero(first), [0])  # one episode: the game
     assert agent.episodes == []
-    d_after = agent.env._state.d
+    d_after = agent.env.carry.state.d
     assert not agent.env.episode_start and float(d_after.abs().sum()) > 0
 
     resets, row = _run_until_life_loss(life_loss_resets=True)
-    stored = resets.replay.state_dict()
-    assert stored["terminated"][row] and stored["first"][row + 1]
+    assert resets.replay.field("terminated")[row] and resets.replay.field("first")[row + 1]
     assert resets.episodes == []
 
 

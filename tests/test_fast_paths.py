@@ -281,7 +281,7 @@ def test_ssd_scan_from_a_zero_state_matches_the_general_path(length: int, chunk:
 
 def _cartpole_dream(**kwargs):
     import gymnasium as gym
-    from conftest import fill_replay
+    from helpers import fill_replay
 
     from drama_wm import DreamEnv, WorldModel, WorldModelConfig
 

@@ -187,6 +187,45 @@ def test_wrap_around_overwrites_oldest_and_windows_never_cross_the_head():
     assert len(buffer.valid_starts(11)) == 0
 
 
+def test_gather_returns_the_windows_sample_would_and_moves_no_counter():
+    buffer = vector_buffer(capacity=10, steps=25, sampler=WITH_REPLACEMENT)
+    drawn = buffer.sample(6, 3, "imagination")
+    counts = (buffer.train_counts.copy(), buffer.imagine_counts.copy())
+    state = buffer.state_dict()["meta"]["rng"]
+    gathered = buffer.gather(drawn.start.numpy(), 3)
+    for name in ("observation", "action", "reward", "terminated", "first", "start"):
+        assert torch.equal(getattr(gathered, name), getattr(drawn, name)), name
+    assert np.array_equal(buffer.train_counts, counts[0]) and np.array_equal(buffer.imagine_counts, counts[1])
+    assert buffer.state_dict()["meta"]["rng"] == state  # nothing drawn either
+    # Step k (reward k) lives in slot k % 10; the window at slot 8 runs 18, 19, 20 across the end of the ring.
+    np.testing.assert_array_equal(buffer.gather(np.array([8]), 3).reward.numpy(), [[18.0, 19.0, 20.0]])
+
+
+def test_gather_rejects_starts_of_windows_that_are_not_stored():
+    buffer = vector_buffer(capacity=10, steps=25)
+    with pytest.raises(ValueError, match=r"\[3\] are not starts of stored windows of 3 steps.*valid_starts\(3\)"):
+        buffer.gather(np.array([5, 3]), 3)  # slot 3's window would cross the write head at slot 5
+    with pytest.raises(ValueError, match="1-D integer array"):
+        buffer.gather(np.array([5.0]), 3)
+    with pytest.raises(ValueError, match="length must be a positive integer"):
+        buffer.gather(np.array([5]), 0)
+
+
+def test_field_is_a_read_only_view_of_every_slot():
+    buffer = vector_buffer(capacity=10, steps=7)
+    rewards = buffer.field("reward")
+    assert rewards.shape == (10,) and rewards.dtype == np.float32 and not rewards.flags.writeable
+    np.testing.assert_array_equal(rewards, [0, 1, 2, 3, 4, 5, 6, 0, 0, 0])  # unwritten slots hold zeros
+    np.testing.assert_array_equal(buffer.field("first")[buffer.valid_starts(1)], [True] + [False] * 6)
+    assert buffer.field("observation").shape == (10, 4)
+    buffer.add(np.full(4, 7, np.float32), 2, 7.0, terminated=True, first=False)
+    assert rewards[7] == 7.0 and buffer.field("terminated")[7]  # a view: it sees new steps
+    with pytest.raises(ValueError, match="read-only"):
+        rewards[0] = 1.0
+    with pytest.raises(ValueError, match="field must be one of"):
+        buffer.field("train_counts")
+
+
 def test_overwritten_slots_have_their_counters_reset():
     buffer = vector_buffer(capacity=8, steps=8)
     buffer.train_counts[:] = 7
@@ -220,7 +259,7 @@ def test_add_and_add_batch_match_a_list_model(capacity, chunks, length):
     kept = list(range(max(0, total - capacity), total))  # the reference: the newest `capacity` steps
     assert len(many) == len(kept) and many.total_added == total
     expected_windows = [kept[i : i + length] for i in range(len(kept) - length + 1)]
-    rewards = many.state_dict()["reward"]
+    rewards = many.field("reward")
     windows = [[rewards[(s + j) % capacity] for j in range(length)] for s in many.valid_starts(length)]
     assert windows == expected_windows
 

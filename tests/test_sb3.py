@@ -11,8 +11,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import CountingWorldModel, fill_replay
 from gymnasium.vector import AutoresetMode
+from helpers import CountingWorldModel, fill_replay
 
 from drama_wm import Drama, DramaConfig, DreamEnv, LatentObservation, WorldModel, WorldModelConfig
 from drama_wm.envs import Catch

@@ -53,8 +53,8 @@ def test_predict_on_raw_observations_carries_the_recurrent_state_like_latent_obs
     for _ in range(60):
         action, state = agent.predict(obs, state=state, episode_start=start, deterministic=True)
         assert np.ndim(action) == 0
-        torch.testing.assert_close(state.recurrent.d, wrapped._state.d)
-        torch.testing.assert_close(state.z, wrapped._z)
+        torch.testing.assert_close(state.carry.state.d, wrapped.carry.state.d)
+        torch.testing.assert_close(state.carry.z, wrapped.carry.z)
         obs, _, terminated, truncated, _ = env.step(int(action))
         wrapped.step(int(action))
         start = np.array([terminated or truncated])
@@ -73,9 +73,9 @@ def test_predict_episode_start_restarts_only_its_rows():
     assert actions.shape == (3,)
     for _ in range(3):
         _, state = agent.predict(obs, state=state, episode_start=np.zeros(3, bool))
-    assert bool((state.recurrent.d != 0).any(dim=1).all())  # every row carries history
+    assert bool((state.carry.state.d != 0).any(dim=1).all())  # every row carries history
     _, state = agent.predict(obs, state=state, episode_start=np.array([False, True, False]))
-    d = state.recurrent.d
+    d = state.carry.state.d
     assert bool((d[1] == 0).all()) and bool((d[0] != 0).any()) and bool((d[2] != 0).any())
     with pytest.raises(ValueError, match="PredictState"):
         agent.predict(obs[:2], state=state)

@@ -6,7 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import fill_replay
+from helpers import fill_replay
 
 from drama_wm import WorldModel, WorldModelConfig
 
@@ -84,6 +84,26 @@ def test_observe_continues_from_a_carried_state():
     head, _, state = model.observe(obs[:, :7], action[:, :7], first[:, :7], sample=False)
     tail, _, _ = model.observe(obs[:, 7:], action[:, 7:], first[:, 7:], state=state, sample=False)
     torch.testing.assert_close(torch.cat([head, tail], 1), full)
+
+
+@pytest.mark.parametrize("backbone", ["mamba2", "gru"])
+def test_start_dreams_observes_the_context_then_draws_z0_from_the_prior_of_its_last_step(backbone):
+    """start_dreams equals observe, then z_0 ~ prior(d_{L-1}) from the same generator, bit for bit."""
+    env = gym.make("CartPole-v1")
+    replay = fill_replay(env, 80)
+    model = WorldModel(env.observation_space, env.action_space, WorldModelConfig.tiny(backbone=backbone))
+    batch = replay.sample(6, 8, "imagination")
+    reference, generator = torch.Generator().manual_seed(4), torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        features, d, state = model.observe(batch.observation, batch.action, batch.first, generator=reference)
+        z0 = model.latent(model.heads(state.d)[0], sample=True, generator=reference)
+        carry, context_z = model.start_dreams(batch, generator=generator)
+    assert torch.equal(carry.z, z0) and carry.z.shape == (6, model.config.latent_dim)
+    assert torch.equal(carry.state.d, d[:, -1])  # the carry holds d_{L-1}
+    for a, b in zip(carry.state.backbone, state.backbone, strict=True):
+        assert torch.equal(a, b)
+    assert torch.equal(context_z, features[..., : model.config.latent_dim])
+    assert torch.equal(generator.get_state(), reference.get_state())  # the same draws, in the same order
 
 
 def test_imagine_step_shapes_and_ranges():
