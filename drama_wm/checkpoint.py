@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 from collections.abc import Callable
@@ -30,6 +31,13 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def abandoned_writes(path: str | os.PathLike[str]) -> list[Path]:
+    """The temporary files that :func:`atomic_write` calls to ``path`` left behind when their process was killed
+    (SIGKILL, power loss) before it could clean up; only safe to delete while no other process writes ``path``."""
+    path = Path(path)
+    return sorted(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
 
 
 def atomic_save(obj: Any, path: str | os.PathLike[str]) -> Path:

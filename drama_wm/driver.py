@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from drama_wm import checkpoint
+from drama_wm import checkpoint, env_state
 from drama_wm.allocator import keep_freed_memory
 from drama_wm.dream_env import DreamEnv
 from drama_wm.envs.scores import human_normalized_score, is_atari_100k_game
@@ -311,7 +311,7 @@ class Drama:
         )
         self.learner.bind(self.dream)
         self.env = LatentObservation(raw_env, self.world_model, continue_on_life_loss=not config.life_loss_resets)
-        self._real_env = real_env  # what checkpoints pickle: the env as given, before any adaptation
+        self._real_env = real_env  # whose state checkpoints capture: the env as given, before any adaptation
         self.logdir = Path(logdir) if logdir is not None else None
         self.tensorboard_log = Path(tensorboard_log) if tensorboard_log is not None else None
         self.logger = RunLogger(self.logdir)
@@ -676,7 +676,7 @@ class Drama:
             "replay": self.replay.state_dict() if self.config.checkpoint_replay else None,
             "dream": self.dream.state_dict(),
             "acting": self.env.state_dict(),
-            "env_pickle": _try_pickle(self._real_env),
+            "env_state": env_state.capture(self._real_env),  # None: a resumed run starts a new episode
             "driver": {
                 "num_timesteps": self.num_timesteps,
                 "steps_before_reset": self._steps_before_reset,
@@ -687,6 +687,9 @@ class Drama:
                 "rng": self._rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state(),
                 "timers": self._timers,
+                # metrics recorded since the last log row (they go into the next one) and predict()'s sampling RNG
+                "pending_metrics": self._metrics,
+                "predict_rng": self._predict_generator.get_state(),
             },
         }
         return checkpoint.atomic_save(state, path)
@@ -701,22 +704,22 @@ class Drama:
         logdir: str | Path | None = None,
         tensorboard_log: str | Path | None = None,
     ) -> Drama:
-        """Restore a saved agent. The env defaults to the pickled env of the checkpoint (exact continuation) or a
-        fresh one rebuilt from the checkpoint (its id, ``make_atari`` arguments or Gymnasium spec); ``env`` is needed
-        only when neither exists. External learners must be passed as ``learner`` (an unbound instance)."""
+        """Restore a saved agent. The env defaults to one rebuilt from the checkpoint (its id, ``make_atari``
+        arguments or Gymnasium spec), which continues the interrupted episode when the checkpoint holds the env's
+        state (:mod:`drama_wm.env_state`: Atari via make_atari, classic control) and starts a new one otherwise;
+        ``env`` is needed only when the env cannot be rebuilt. External learners must be passed as ``learner`` (an
+        unbound instance)."""
         path = Path(path)
         state = checkpoint.load(path if path.exists() else _with_suffix(path))
         if state["learner_name"] != "actor-critic" and learner is None:
             raise ValueError(f"checkpoint was trained with learner {state['learner_name']!r}: pass learner=")
         recipe = state.get("env_recipe") or ({"id": state["env_spec"]} if state["env_spec"] is not None else None)
-        restored_env = env if env is not None else _unpickle(state["env_pickle"])
-        if restored_env is None:
-            if recipe is None:
-                raise ValueError(
-                    "the checkpoint's env can be neither unpickled nor rebuilt (it was not made from an id, "
-                    "make_atari or a Gymnasium spec): pass env="
-                )
-            restored_env = make_env_from_recipe(recipe)
+        if env is None and recipe is None:
+            raise ValueError(
+                "the checkpoint's env cannot be rebuilt (it was not made from an id, make_atari or a Gymnasium "
+                "spec): pass env="
+            )
+        restored_env = env if env is not None else make_env_from_recipe(recipe)
         config = DramaConfig.from_dict(state["config"])
         agent = cls(
             restored_env,
@@ -748,9 +751,13 @@ class Drama:
         agent._steps_before_reset = driver.get("steps_before_reset", 0)
         agent._timers = driver["timers"]
         agent._rng.bit_generator.state = driver["rng"]
-        if state["env_pickle"] is not None and env is None:
-            # The pickled env continues the interrupted episode: restore the carried recurrent state and the
-            # episode's partial return too (with a new env the next episode starts from 0).
+        agent._metrics = {key: list(values) for key, values in driver.get("pending_metrics", {}).items()}
+        if "predict_rng" in driver:
+            agent._predict_generator.set_state(driver["predict_rng"])
+        if state.get("env_state") is not None and env is None:
+            # The rebuilt env continues the interrupted episode (see drama_wm.env_state): restore the carried
+            # recurrent state and the episode's partial return too (with a new env the next episode starts from 0).
+            env_state.restore(agent._real_env, state["env_state"])
             agent.env.load_state_dict(state["acting"])
             agent._features, agent._first = driver["features"], driver["first"]
             agent._episode_return = driver["episode_return"]
@@ -835,18 +842,6 @@ def _resolve_learner(learner: str | BehaviourLearner, config: DramaConfig) -> tu
 def _with_suffix(path: str | Path) -> Path:
     path = Path(path)
     return path if path.suffix else path.with_suffix(".pt")
-
-
-def _try_pickle(env: gym.Env) -> bytes | None:
-    """The real env's exact state when it can be pickled (e.g. CartPole); None otherwise (e.g. ALE emulators)."""
-    try:
-        return pickle.dumps(env)
-    except Exception:  # any env may refuse pickling in its own way; then resume starts a new episode
-        return None
-
-
-def _unpickle(blob: bytes | None) -> gym.Env | None:
-    return pickle.loads(blob) if blob is not None else None
 
 
 __all__ = ["Drama", "DramaConfig", "PredictState", "env_recipe", "make_env", "make_env_from_recipe"]

@@ -166,7 +166,7 @@ def test_a_new_env_on_load_starts_its_episode_return_at_zero(tmp_path):
     agent.learn(5, progress_bar=False)  # mid-episode: CartPole's first episode lasts longer than 5 random steps
     assert agent._episode_return == 5.0
     agent.save(tmp_path / "ckpt.pt")
-    assert Drama.load(tmp_path / "ckpt.pt")._episode_return == 5.0  # the pickled env continues the episode
+    assert Drama.load(tmp_path / "ckpt.pt")._episode_return == 5.0  # the rebuilt env continues the episode (env_state)
     assert Drama.load(tmp_path / "ckpt.pt", env=gym.make("CartPole-v1"))._episode_return == 0.0
 
 

@@ -179,7 +179,7 @@ def test_load_and_evaluate_rebuild_an_env_made_with_gym_make(tmp_path: Path):
     assert agent.evaluate(2)["returns"] == pytest.approx([30.0, 30.0], abs=22)  # no env= needed
     path = agent.save(tmp_path / "a.pt")
     state = torch.load(path, weights_only=False)
-    state["env_pickle"] = None  # as for emulators that cannot be pickled
+    state["env_state"] = None  # as for envs whose state cannot be captured
     torch.save(state, path)
     loaded = Drama.load(path)
     assert loaded.env.env.spec.max_episode_steps == 30 and loaded.env_name == "CartPole-v1"
