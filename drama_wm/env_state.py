@@ -8,8 +8,8 @@ float, str, bool, None, list, tuple, dict), never pickles, so checkpoints can be
 
 Handled out of the box:
 
-- ALE envs as :func:`drama_wm.envs.make_atari` builds them: the emulator (ALE's ``cloneState(include_rng=True)``,
-  serialised to a uint8 array, so sticky actions draw the same numbers), the env's and its action space's numpy
+- ALE envs as :func:`drama_wm.envs.make_atari` builds them (without sticky actions, its default): the emulator
+  (ALE's ``cloneState(include_rng=True)``, serialised to a uint8 array), the env's and its action space's numpy
   RNGs, and every wrapper of the stack (:class:`~drama_wm.envs.atari.LifeLossTermination`'s lives, game return and
   length, last frame and info; :class:`~drama_wm.envs.atari.SeedOnFirstReset`'s pending seed; the stateless
   frame-skip and resize wrappers).
@@ -17,8 +17,10 @@ Handled out of the box:
   dynamic state, ``np_random``'s ``bit_generator.state`` and seed.
 - The wrappers ``gym.make`` adds: ``TimeLimit`` (elapsed steps), ``OrderEnforcing`` and ``PassiveEnvChecker``.
 
-Any other layer makes :func:`capture` return None (the state cannot be captured exactly; a resumed run then starts a
-new episode). :func:`register` adds handlers for other env or wrapper types.
+With sticky actions (``repeat_action_probability > 0``) ALE repeats its last applied action, which ALE's state does
+not hold, so such games are not captured. There, and for any layer without a handler, :func:`capture` returns None
+(the state cannot be captured exactly; a resumed run then starts a new episode). :func:`register` adds handlers for
+other env or wrapper types.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from drama_wm.envs.toy import Catch
 #: Version of the snapshot layout (bumped when a handler's fields change).
 FORMAT_VERSION = 1
 
-CaptureFn = Callable[[Any], dict[str, Any]]
+CaptureFn = Callable[[Any], dict[str, Any] | None]  #: None: this layer's state cannot be captured exactly
 RestoreFn = Callable[[Any, dict[str, Any]], None]
 
 
@@ -56,7 +58,8 @@ _HANDLERS: dict[type, _Handler] = {}
 def register(cls: type, capture_fn: CaptureFn, restore_fn: RestoreFn) -> None:
     """Handle layers of exactly type ``cls`` (subclasses may hold more state, so they need their own handler).
 
-    ``capture_fn(layer) -> dict`` returns that layer's own state (not its inner env's) as plain data;
+    ``capture_fn(layer) -> dict | None`` returns that layer's own state (not its inner env's) as plain data, or
+    None when it cannot be captured exactly;
     ``restore_fn(layer, state)`` writes it back into a freshly built layer of the same type.
     """
     if not isinstance(cls, type):
@@ -76,7 +79,7 @@ def capture(env: gym.Env) -> dict[str, Any] | None:
         if handler is None:
             return None
         state = handler.capture(layer)
-        if not _is_plain(state):  # e.g. a LifeLossTermination whose inner env put objects into info
+        if state is None or not _is_plain(state):  # e.g. a LifeLossTermination whose inner env put objects into info
             return None
         layers.append({"type": _type_name(type(layer)), "state": state})
     return {"version": FORMAT_VERSION, "layers": layers}
@@ -127,9 +130,14 @@ def _is_plain(value: Any) -> bool:
 
 
 def _copy(value: Any) -> Any:
-    """A deep copy with numpy scalars turned into Python ones (the snapshot stays plain)."""
+    """A deep copy with numpy scalars, anywhere inside, turned into Python ones (e.g. ALE's reset info
+    ``"seeds"``), so the snapshot stays plain."""
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_copy(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
     return copy.deepcopy(value)
 
 
@@ -201,7 +209,11 @@ def _base_env(*names: str) -> tuple[CaptureFn, RestoreFn]:
 
 
 # ---------------------------------------------------------------------------------------------------------- ALE
-def _capture_atari(env: Any) -> dict[str, Any]:
+def _capture_atari(env: Any) -> dict[str, Any] | None:
+    if env.ale.getFloat("repeat_action_probability") > 0:
+        # Sticky actions repeat ALE's last applied action, which its state does not hold (ALE 0.12 keeps it in
+        # StellaEnvironment, outside cloneState): such a game cannot be continued exactly.
+        return None
     emulator = env.ale.cloneState(include_rng=True).serialize()
     return {"ale": np.frombuffer(emulator, dtype=np.uint8).copy(), **_base_env_rngs(env)}
 
