@@ -196,3 +196,35 @@ def test_a_run_resumed_from_a_checkpoint_logs_what_the_uninterrupted_run_logs(tm
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     replays = straight.replay.state_dict(), resumed.replay.state_dict()
     np.testing.assert_array_equal(replays[0]["observation"], replays[1]["observation"])
+
+
+@pytest.mark.slow
+def test_the_drama_wm_console_script_survives_kills_inside_checkpoint_writes(tmp_path):
+    """The same promise through the installed ``drama-wm`` script (each start imports torch again): killed inside
+    checkpoint writes, then SIGTERM, then resumed to the end; every checkpoint on disk loads."""
+    script = shutil.which("drama-wm") or pytest.skip("the drama-wm console script is not installed")
+    logdir = tmp_path / "run"
+    path = logdir / "checkpoint.pt"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def start() -> subprocess.Popen:
+        resume = ["--resume"] if path.exists() else []
+        argv = [script, *TRAIN, "--steps", str(STEPS), "--logdir", str(logdir), *resume]
+        return subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    rng = random.Random(7)
+    for _ in range(4):
+        process = start()
+        kill_during_write(process.pid, logdir, writes_to_skip=rng.randrange(5))
+        assert process.wait(timeout=120) == -signal.SIGKILL
+        assert Drama.load(path, device="cpu").num_timesteps % EVERY == 0
+    left = set(temp_files(logdir))  # by the last kill; the resumed run removes them once it has loaded
+    process = start()
+    while not set(temp_files(logdir)) - left and process.poll() is None:  # SIGTERM inside a periodic write
+        time.sleep(0.0002)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=120) == 128 + signal.SIGTERM
+    assert Drama.load(path, device="cpu").num_timesteps < STEPS
+    process = start()
+    assert process.wait(timeout=300) == 0
+    assert Drama.load(path, device="cpu").num_timesteps == STEPS and temp_files(logdir) == []
