@@ -60,7 +60,11 @@ class Forker:
     def close(self) -> None:
         assert self.process.stdin is not None
         self.process.stdin.close()
-        self.process.wait(timeout=30)
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # a failed test left a child training: end the forker anyway
+            self.process.kill()
+            self.process.wait()
 
 
 @pytest.fixture(scope="module")
