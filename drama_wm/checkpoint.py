@@ -17,6 +17,7 @@ A checkpoint is one file::
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import io
 import json
@@ -60,6 +61,13 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def abandoned_writes(path: str | os.PathLike[str]) -> list[Path]:
+    """The temporary files that :func:`atomic_write` calls to ``path`` left behind when their process was killed
+    (SIGKILL, power loss) before it could clean up; only safe to delete while no other process writes ``path``."""
+    path = Path(path)
+    return sorted(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
 
 
 def save(payload: dict[str, Any], path: str | os.PathLike[str]) -> Path:
@@ -177,4 +185,4 @@ def _decode(value: Any) -> Any:
     return value
 
 
-__all__ = ["FORMAT_VERSION", "CheckpointError", "atomic_write", "load", "save"]
+__all__ = ["FORMAT_VERSION", "CheckpointError", "abandoned_writes", "atomic_write", "load", "save"]

@@ -137,7 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
         "train",
         help="train an agent (paper Algorithm 1)",
         description="Train a Drama agent. Writes TensorBoard events, scalars.csv and checkpoint.pt to --logdir.\n"
-        "Press Ctrl-C once to stop after the current step with a checkpoint (continue with --resume).\n"
+        "SIGINT (Ctrl-C) or SIGTERM (kill, schedulers, docker stop) stops it after the current step: it writes\n"
+        "checkpoint.pt and exits with status 128 + the signal's number (130 for SIGINT, 143 for SIGTERM);\n"
+        "continue with --resume. A second signal aborts at once, keeping the previous checkpoint intact (same\n"
+        "status). A finished run exits with 0, bad flags or files with 2.\n"
         "With --resume, --env, --preset, --sampler, --backbone, --learner and --seed come from the checkpoint;\n"
         "any of them given must agree with it.",
         formatter_class=_Formatter,
@@ -266,9 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, TypeError, OSError, gym.error.Error) as err:  # OSError: file-system errors, one line too
         print(f"drama-wm: error: {err}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:  # a second SIGINT/SIGTERM while stopping, or Ctrl-C in other commands
         print("drama-wm: interrupted", file=sys.stderr)
-        return 130
+        return 128 + getattr(interrupt, "signum", signal.SIGINT)
 
 
 # ------------------------------------------------------------------------------------------------------------------
@@ -326,6 +329,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if not path.is_file():
             raise FileNotFoundError(f"--resume: no checkpoint at {path}")
         agent = load_agent(path, args.device, logdir=logdir)  # with the learner the checkpoint was trained with
+        from drama_wm.checkpoint import abandoned_writes
+
+        for partial in abandoned_writes(path):  # a run killed while writing its checkpoint left these
+            partial.unlink(missing_ok=True)
         settings = _check_resume_matches(agent, given, args.checkpoint_every)
         agent.config.checkpoint_every = args.checkpoint_every  # the one setting a resumed run may change
     else:
@@ -353,6 +360,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     with _GracefulStop() as stop:
         agent.learn(remaining, callback=stop, progress_bar=not args.no_progress)
     elapsed = time.perf_counter() - started
+    if stop.signum is not None:
+        name = signal.Signals(stop.signum).name
+        print(f"stopped by {name} at step {agent.num_timesteps}; checkpoint: {path} (continue with --resume)")
+        return 128 + stop.signum
     print(f"steps: {agent.num_timesteps} ({agent.num_timesteps - start_steps} this run, {elapsed:.1f} s)")
     print(f"episodes: {len(agent.episodes)}")
     if agent.episodes:
@@ -435,36 +446,52 @@ def check_output_dir(path: str | Path, flag: str) -> Path:
     return path
 
 
-class _GracefulStop:
-    """Learn-callback that stops training cleanly on the first Ctrl-C (learn() then writes its checkpoint).
+class _StopAbort(KeyboardInterrupt):
+    """A second stop signal: training is abandoned at once (``signum`` gives the exit status 128 + signum)."""
 
-    A second Ctrl-C interrupts at once. Signal handlers can only be installed from the main thread; elsewhere
-    Ctrl-C keeps its default behaviour.
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class _GracefulStop:
+    """Learn-callback that stops training cleanly on the first SIGINT (Ctrl-C) or SIGTERM (``learn()`` then writes
+    its checkpoint); ``signum`` is the signal received (None while none was).
+
+    A second signal raises :class:`_StopAbort` (a KeyboardInterrupt) at once, even inside a checkpoint write, which
+    :func:`drama_wm.checkpoint.atomic_write` then abandons, leaving the previous checkpoint in place. Signal handlers
+    can only be installed from the main thread; elsewhere both signals keep their default behaviour.
     """
 
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
     def __init__(self) -> None:
-        self.requested = False
-        self._previous: Any = None
-        self._installed = False
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
 
     def __enter__(self) -> _GracefulStop:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-            self._installed = True
+            self._previous = {signum: signal.signal(signum, self._handle) for signum in self.SIGNALS}
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self._installed:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous = {}
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print("\nstopping after this step and saving a checkpoint (Ctrl-C again to abort)", file=sys.stderr)
+        if self.signum is not None:
+            raise _StopAbort(signum)
+        self.signum = signum
+        name = signal.Signals(signum).name
+        print(f"\n{name}: stopping after this step and saving a checkpoint (again to abort)", file=sys.stderr)
 
     def __call__(self, agent: Drama) -> bool:
-        return not self.requested
+        return self.signum is None
 
 
 # ------------------------------------------------------------------------------------------------------------------

@@ -54,11 +54,13 @@ class RunLogger:
         for folder in folders:
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / "scalars.csv"
-            new = not path.exists()
+            # An empty file is new too: a run killed before its first row was written leaves one behind.
+            new = not path.exists() or path.stat().st_size == 0
             file = path.open("a", newline="")
             rows = csv.writer(file)
             if new:
                 rows.writerow(["step", "wall_time", "name", "value"])
+                file.flush()
             self._sinks.append((SummaryWriter(str(folder)), file, rows))
 
     def log(self, step: int, scalars: dict[str, float]) -> None:
