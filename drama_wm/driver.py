@@ -26,7 +26,9 @@ from tqdm.auto import tqdm
 from drama_wm import checkpoint
 from drama_wm.allocator import keep_freed_memory
 from drama_wm.dream_env import DreamEnv
+from drama_wm.env_checks import CheckEnvData
 from drama_wm.envs.scores import human_normalized_score, is_atari_100k_game
+from drama_wm.health import UpdateHealth
 from drama_wm.latent_observation import LatentObservation
 from drama_wm.learners import BehaviourLearner
 from drama_wm.learners.actor_critic import ActorCritic, ActorCriticConfig
@@ -70,8 +72,14 @@ class DramaConfig:
     #: on a CUDA device, also keep the replay's observations there so batches are gathered on the GPU (saves about
     #: 37 ms per imagination start at XS on an H100; costs capacity x frame bytes of GPU memory, 1.2 GB for Atari)
     replay_on_device: bool = True
+    #: stop with drama_wm.health.SkippedUpdatesError when the world model or the learner skips this many updates in
+    #: a row (non-finite loss or gradient); 0 only counts them (logged as health/<component>_skipped_updates)
+    max_consecutive_skipped_updates: int = 100
 
     def __post_init__(self) -> None:
+        if type(self.max_consecutive_skipped_updates) is not int:
+            got = self.max_consecutive_skipped_updates
+            raise TypeError(f"DramaConfig.max_consecutive_skipped_updates must be an int (0 disables), got {got!r}")
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, int) and not isinstance(value, bool) and value < 0:
@@ -287,7 +295,7 @@ class Drama:
             _log.info("drama_wm: %s", self.observation_adapter.describe())
             if verbose >= 1:
                 print(f"drama_wm: {self.observation_adapter.describe()}")
-        raw_env = self._adapt(real_env)
+        raw_env = self._adapt(CheckEnvData(real_env, lambda: self.num_timesteps))  # bad data: EnvDataError
         self.world_model = WorldModel(raw_env.observation_space, raw_env.action_space, config.world_model).to(
             self.device
         )
@@ -330,6 +338,7 @@ class Drama:
         self._episode_return = 0.0
         self._metrics: dict[str, list[float]] = {}
         self._timers = {"env": 0.0, "world_model": 0.0, "behaviour": 0.0}
+        self._health = UpdateHealth(config.max_consecutive_skipped_updates)  # counts skipped updates, stops on a run
         self._last_log = (time.perf_counter(), 0)  # (wall time, real steps) at the previous log row
 
     # ----------------------------------------------------------------------------------------------------------------
@@ -355,7 +364,9 @@ class Drama:
         next ``learn()`` step. ``evaluate`` and checkpoints then rebuild this env."""
         real_env = make_env(env, self.seed)
         acting = LatentObservation(
-            self._adapt(real_env), self.world_model, continue_on_life_loss=not self.config.life_loss_resets
+            self._adapt(CheckEnvData(real_env, lambda: self.num_timesteps)),
+            self.world_model,
+            continue_on_life_loss=not self.config.life_loss_resets,
         )  # checks the spaces before anything changes
         self.env.close()
         self.env = acting
@@ -507,11 +518,15 @@ class Drama:
         if since_warmup % c.world_model_every == 0:
             start = time.perf_counter()
             batch = self.replay.sample(c.batch_size, c.sequence_length, "world_model", device=self.device)
-            self._record(self.world_model.update(batch))
+            metrics = self.world_model.update(batch)
+            self._record(metrics)
+            self._health.observe(metrics, self.num_timesteps)
             self._timers["world_model"] += time.perf_counter() - start
         if since_warmup % c.behaviour_every == 0:
             start = time.perf_counter()
-            self._record(self.learner.learn())
+            metrics = self.learner.learn()
+            self._record(metrics)
+            self._health.observe(metrics, self.num_timesteps)
             self._timers["behaviour"] += time.perf_counter() - start
 
     def _can_train(self) -> bool:
@@ -529,6 +544,7 @@ class Drama:
     def _log(self, bar: tqdm) -> None:
         scalars = {k: float(np.mean(v)) for k, v in self._metrics.items()}
         scalars.update({f"time/{k}_seconds": v for k, v in self._timers.items()})
+        scalars.update(self._health.scalars())
         now, steps = time.perf_counter(), self.num_timesteps
         scalars["time/steps_per_second"] = (steps - self._last_log[1]) / max(now - self._last_log[0], 1e-9)
         self._last_log = (now, steps)
@@ -638,7 +654,9 @@ class Drama:
             )
         fresh = make_env(env) if env is not None else make_env_from_recipe(self.env_recipe or {})
         wrapped = LatentObservation(
-            self._adapt(fresh), self.world_model, continue_on_life_loss=not self.config.life_loss_resets
+            self._adapt(CheckEnvData(fresh, label="evaluation step")),
+            self.world_model,
+            continue_on_life_loss=not self.config.life_loss_resets,
         )
         returns: list[float] = []
         features, _ = wrapped.reset(seed=None if self.seed is None else self.seed + 10_000)
@@ -687,6 +705,7 @@ class Drama:
                 "rng": self._rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state(),
                 "timers": self._timers,
+                "health": self._health.state_dict(),
             },
         }
         return checkpoint.atomic_save(state, path)
@@ -747,6 +766,8 @@ class Drama:
         agent.num_timesteps, agent.episodes = driver["num_timesteps"], driver["episodes"]
         agent._steps_before_reset = driver.get("steps_before_reset", 0)
         agent._timers = driver["timers"]
+        if "health" in driver:  # checkpoints before the skipped-update counts lack it
+            agent._health.load_state_dict(driver["health"])
         agent._rng.bit_generator.state = driver["rng"]
         if state["env_pickle"] is not None and env is None:
             # The pickled env continues the interrupted episode: restore the carried recurrent state and the

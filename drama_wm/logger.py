@@ -20,6 +20,8 @@ from typing import IO, Any
 
 from torch.utils.tensorboard import SummaryWriter
 
+from drama_wm.write_errors import write_error
+
 PathLike = str | os.PathLike[str]
 
 
@@ -52,10 +54,13 @@ class RunLogger:
         self._start = time.time()
         self._pending: dict[str, float] = {}
         for folder in folders:
-            folder.mkdir(parents=True, exist_ok=True)
             path = folder / "scalars.csv"
-            new = not path.exists()
-            file = path.open("a", newline="")
+            try:  # fails here, before any training, for a read-only logdir (or one under a file)
+                folder.mkdir(parents=True, exist_ok=True)
+                new = not path.exists()
+                file = path.open("a", newline="")
+            except OSError as error:
+                raise write_error(path, error, what="the run's scalars") from error
             rows = csv.writer(file)
             if new:
                 rows.writerow(["step", "wall_time", "name", "value"])
@@ -64,10 +69,13 @@ class RunLogger:
     def log(self, step: int, scalars: dict[str, float]) -> None:
         wall = time.time() - self._start
         for writer, file, rows in self._sinks:
-            for name, value in scalars.items():
-                writer.add_scalar(name, value, step)
-                rows.writerow([step, f"{wall:.3f}", name, f"{value:.6g}"])
-            file.flush()
+            try:
+                for name, value in scalars.items():
+                    writer.add_scalar(name, value, step)
+                    rows.writerow([step, f"{wall:.3f}", name, f"{value:.6g}"])
+                file.flush()
+            except OSError as error:  # e.g. the disk filled up during the run
+                raise write_error(file.name, error, what="the run's scalars") from error
 
     # stable-baselines3's Logger interface (what its callbacks call)
     def record(self, key: str, value: Any, exclude: str | tuple[str, ...] | None = None) -> None:
