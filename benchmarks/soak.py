@@ -113,12 +113,13 @@ def main(argv: list[str] | None = None) -> int:
     peak = max(r["rss_mb"] for r in rows)
     grew = growth > args.tolerance_mb
     dream = rows[-1]["dream_steps"]
+    command = " ".join(["OMP_NUM_THREADS=1 python benchmarks/soak.py", *(sys.argv[1:] if argv is None else argv)])
     lines = [
         "# Soak: memory over a long run",
         "",
         f"- machine: {cpu_name()}, torch {torch.__version__}, "
         f"{torch.get_num_threads()} thread(s); {datetime.date.today()}",
-        f"- command: `OMP_NUM_THREADS=1 python benchmarks/soak.py {' '.join(sys.argv[1:] if argv is None else argv)}`",
+        f"- command: `{command}`",
         f"- run: {args.real_steps} real CartPole steps, {dream} dream steps ({agent.learner.updates} behaviour updates "
         f"x {args.num_envs} envs x {args.horizon} steps), {agent.world_model.updates} world-model updates, "
         f"{episodes} episodes; replay capacity {args.capacity} (wrapped {args.real_steps / args.capacity:.0f} times); "
