@@ -31,6 +31,8 @@ from typing import IO, Any
 import numpy as np
 import torch
 
+from drama_wm.write_errors import os_error_in, write_error
+
 FORMAT_VERSION = 2  #: 1: drama_wm 0.1.0's pickled checkpoints (not loadable safely); 2: this format
 MAGIC = b"drama_wm checkpoint\n"
 _DIGEST_PREFIX = b"sha256 "
@@ -49,17 +51,24 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None
     interrupted or failed write (e.g. no space left) leaves the old file and no temporary file behind.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    kept = f"the previous {path.name} is unchanged" if path.exists() else "no file was written"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:  # a read-only or missing folder: name the file, not a temp name
+        raise write_error(path, error, kept) from error
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         Path(tmp).unlink(missing_ok=True)
-        raise
+        cause = os_error_in(error)  # e.g. a full disk, which torch.save reports as a RuntimeError
+        if cause is None or not isinstance(error, (OSError, RuntimeError)):
+            raise
+        raise write_error(path, cause, kept) from error
     return path
 
 

@@ -264,9 +264,11 @@ def main(argv: list[str] | None = None) -> int:
         return int(exit_.code or 0)
     import gymnasium as gym
 
+    from drama_wm.health import SkippedUpdatesError
+
     try:
         return args.run(args)
-    except (ValueError, TypeError, OSError, gym.error.Error) as err:  # OSError: file-system errors, one line too
+    except (ValueError, TypeError, OSError, gym.error.Error, SkippedUpdatesError) as err:  # OSError: file systems
         print(f"drama-wm: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as interrupt:  # a second SIGINT/SIGTERM while stopping, or Ctrl-C in other commands

@@ -45,8 +45,14 @@ class DramaConfig:
     #: on a CUDA device, also keep the replay's observations there so batches are gathered on the GPU (saves about
     #: 37 ms per imagination start at XS on an H100; costs capacity x frame bytes of GPU memory, 1.2 GB for Atari)
     replay_on_device: bool = True
+    #: stop with drama_wm.health.SkippedUpdatesError when the world model or the learner skips this many updates in
+    #: a row (non-finite loss or gradient); 0 only counts them (logged as health/<component>_skipped_updates)
+    max_consecutive_skipped_updates: int = 100
 
     def __post_init__(self) -> None:
+        if type(self.max_consecutive_skipped_updates) is not int:
+            got = self.max_consecutive_skipped_updates
+            raise TypeError(f"DramaConfig.max_consecutive_skipped_updates must be an int (0 disables), got {got!r}")
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, int) and not isinstance(value, bool) and value < 0:

@@ -29,12 +29,14 @@ from drama_wm.callbacks import CallbackHooks, LearnCallback
 from drama_wm.carry import Carry
 from drama_wm.config import DramaConfig
 from drama_wm.dream_env import DreamEnv
+from drama_wm.env_checks import CheckEnvData
 from drama_wm.env_recipes import EnvSpec, env_recipe, make_env, make_env_from_recipe, recipe_name
 from drama_wm.envs.scores import human_normalized_score, is_atari_100k_game
 from drama_wm.evaluation import evaluate_policy
+from drama_wm.health import UpdateHealth
 from drama_wm.latent_observation import LatentObservation
 from drama_wm.learners import BehaviourLearner, LearnerConfig
-from drama_wm.logger import RunLogger, next_run_dir
+from drama_wm.logger import RunLogger, next_run_dir, open_scalars
 from drama_wm.observations import AdaptObservation, observation_adapter
 from drama_wm.progress import RunProgress
 from drama_wm.replay import ReplayBuffer
@@ -115,7 +117,7 @@ class Drama:
             _log.info("drama_wm: %s", self.observation_adapter.describe())
             if verbose >= 1:
                 print(f"drama_wm: {self.observation_adapter.describe()}")
-        raw_env = self._adapt(real_env, config)
+        raw_env = self._adapt(CheckEnvData(real_env, lambda: self.num_timesteps), config)  # bad data: EnvDataError
         self.world_model = WorldModel(raw_env.observation_space, raw_env.action_space, config.world_model).to(
             self.device
         )
@@ -141,11 +143,14 @@ class Drama:
         self.learner.bind(self.dream)
         self.env = LatentObservation(raw_env, self.world_model, continue_on_life_loss=not config.life_loss_resets)
         self.logdir = Path(logdir) if logdir is not None else None
+        if self.logdir is not None:
+            open_scalars(self.logdir).close()  # an unwritable logdir fails here, before any training
         self.tensorboard_log = Path(tensorboard_log) if tensorboard_log is not None else None
         self.logger = RunLogger(None)  #: writes to the logdir (and tensorboard_log) while learn() runs
         self.run_dir: Path | None = None  #: the numbered folder of the last learn() under tensorboard_log
         self.verbose = verbose
         self.progress = RunProgress(seed)
+        self.health = UpdateHealth(config.max_consecutive_skipped_updates)  #: counts skipped updates, stops a run
         self._predict_generator = torch.Generator(device=self.device)
         if seed is not None:
             self._predict_generator.manual_seed(seed + 2)
@@ -182,7 +187,9 @@ class Drama:
         next ``learn()`` step. ``evaluate`` and checkpoints then rebuild this env."""
         real_env = make_env(env, self.seed)
         acting = LatentObservation(
-            self._adapt(real_env), self.world_model, continue_on_life_loss=not self.config.life_loss_resets
+            self._adapt(CheckEnvData(real_env, lambda: self.num_timesteps)),
+            self.world_model,
+            continue_on_life_loss=not self.config.life_loss_resets,
         )  # checks the spaces before anything changes
         self.env.close()
         self.env = acting
@@ -342,11 +349,15 @@ class Drama:
         if since_warmup % c.world_model_every == 0:
             start = time.perf_counter()
             batch = self.replay.sample(c.batch_size, c.sequence_length, "world_model", device=self.device)
-            self._record(self.world_model.update(batch))
+            metrics = self.world_model.update(batch)
+            self._record(metrics)
+            self.health.observe(metrics, self.num_timesteps)
             timers["world_model"] += time.perf_counter() - start
         if since_warmup % c.behaviour_every == 0:
             start = time.perf_counter()
-            self._record(self.learner.learn())
+            metrics = self.learner.learn()
+            self._record(metrics)
+            self.health.observe(metrics, self.num_timesteps)
             timers["behaviour"] += time.perf_counter() - start
 
     def _can_train(self) -> bool:
@@ -365,6 +376,7 @@ class Drama:
     def _log(self, bar: tqdm) -> None:
         scalars = {k: float(np.mean(v)) for k, v in self.progress.pending.items()}
         scalars.update({f"time/{k}_seconds": v for k, v in self.progress.timers.items()})
+        scalars.update(self.health.scalars())
         now, steps = time.perf_counter(), self.num_timesteps
         scalars["time/steps_per_second"] = (steps - self._last_log[1]) / max(now - self._last_log[0], 1e-9)
         self._last_log = (now, steps)
@@ -475,7 +487,9 @@ class Drama:
             )
         fresh = make_env(env) if env is not None else make_env_from_recipe(self.env_recipe or {})
         wrapped = LatentObservation(
-            self._adapt(fresh), self.world_model, continue_on_life_loss=not self.config.life_loss_resets
+            self._adapt(CheckEnvData(fresh, label="evaluation step")),
+            self.world_model,
+            continue_on_life_loss=not self.config.life_loss_resets,
         )
 
         def policy(features: np.ndarray) -> int:
@@ -503,6 +517,7 @@ class Drama:
             "learner": self.learner,
             "dream": self.dream,
             "progress": self.progress,
+            "health": self.health,
             "episode": _Part(self._episode_state, self._load_episode_state),
             "predict": _Part(
                 lambda: {"generator": self._predict_generator.get_state()},

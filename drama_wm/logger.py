@@ -20,6 +20,8 @@ from typing import IO, Any
 
 from torch.utils.tensorboard import SummaryWriter
 
+from drama_wm.write_errors import write_error
+
 PathLike = str | os.PathLike[str]
 
 
@@ -30,6 +32,23 @@ def next_run_dir(root: PathLike, name: str) -> Path:
     names = [p.name for p in root.iterdir()] if root.is_dir() else []
     taken = [int(m.group(1)) for n in names if (m := pattern.fullmatch(n))]
     return root / f"{name}_{max(taken, default=0) + 1}"
+
+
+def open_scalars(folder: Path) -> IO[str]:
+    """``folder/scalars.csv`` opened for appending, with its header when new; an OSError naming the file and the
+    reason when the folder cannot be written (read-only, under a file, full disk)."""
+    path = folder / "scalars.csv"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        # An empty file is new too: a run killed before its first row was written leaves one behind.
+        new = not path.exists() or path.stat().st_size == 0
+        file = path.open("a", newline="")
+        if new:
+            csv.writer(file).writerow(["step", "wall_time", "name", "value"])
+            file.flush()
+    except OSError as error:
+        raise write_error(path, error, what="the run's scalars") from error
+    return file
 
 
 class RunLogger:
@@ -52,24 +71,19 @@ class RunLogger:
         self._start = time.time()
         self._pending: dict[str, float] = {}
         for folder in folders:
-            folder.mkdir(parents=True, exist_ok=True)
-            path = folder / "scalars.csv"
-            # An empty file is new too: a run killed before its first row was written leaves one behind.
-            new = not path.exists() or path.stat().st_size == 0
-            file = path.open("a", newline="")
-            rows = csv.writer(file)
-            if new:
-                rows.writerow(["step", "wall_time", "name", "value"])
-                file.flush()
-            self._sinks.append((SummaryWriter(str(folder)), file, rows))
+            file = open_scalars(folder)
+            self._sinks.append((SummaryWriter(str(folder)), file, csv.writer(file)))
 
     def log(self, step: int, scalars: dict[str, float]) -> None:
         wall = time.time() - self._start
         for writer, file, rows in self._sinks:
-            for name, value in scalars.items():
-                writer.add_scalar(name, value, step)
-                rows.writerow([step, f"{wall:.3f}", name, f"{value:.6g}"])
-            file.flush()
+            try:
+                for name, value in scalars.items():
+                    writer.add_scalar(name, value, step)
+                    rows.writerow([step, f"{wall:.3f}", name, f"{value:.6g}"])
+                file.flush()
+            except OSError as error:  # e.g. the disk filled up during the run
+                raise write_error(file.name, error, what="the run's scalars") from error
 
     # stable-baselines3's Logger interface (what its callbacks call)
     def record(self, key: str, value: Any, exclude: str | tuple[str, ...] | None = None) -> None:
