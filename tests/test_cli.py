@@ -189,7 +189,7 @@ def test_dream_errors(catch_run, cartpole_run, tmp_path, capsys):
     rc = main(["dream", str(empty), "--out", str(tmp_path / "d.gif"), "--device", "cpu"])
     assert_one_line_error(capsys, rc, "replay buffer holds 0 steps", "checkpoint_replay=True")
     agent = load_agent(catch_run / "checkpoint.pt", device="cpu")
-    with pytest.raises(ValueError, match="horizon must be a positive int"):
+    with pytest.raises(ValueError, match=r"horizon must be an int >= 1, got 0 \(int\)"):
         dream_frames(agent, 1, 4, 0)
 
 
