@@ -549,8 +549,10 @@ def format_return_table(returns: Sequence[float], steps: Sequence[int], n_blocks
     """
     if len(returns) != len(steps):
         raise ValueError(f"returns and steps must have the same length, got {len(returns)} and {len(steps)}")
-    if n_blocks < 1 or width < 1:
-        raise ValueError(f"n_blocks and width must be >= 1, got {n_blocks} and {width}")
+    from drama_wm.checks import positive_int
+
+    positive_int("n_blocks", n_blocks)
+    positive_int("width", width)
     if not returns:
         return "no episode finished yet"
     count = len(returns)
