@@ -7,7 +7,8 @@ area under the learning curve, IQM with stratified bootstrap CIs, probability of
 
 Each setting, starting from the preset:
 
-* ``world_model.backbone`` replaced; the preset's Mamba-2 ``backbone_kwargs`` are dropped for another backbone.
+* ``world_model.backbone`` replaced by the preset's backbone as that kind (the kind's defaults at the preset's
+  d_model, n_layers, dropout and d_state; the preset's Mamba-2 head_dim does not carry over).
 * ``sampler.kind`` replaced, and ``sampler.imagine_scale`` set to the preset's ratio of imagination starts to
   world-model starts, (b_img / behaviour_every) / (b / world_model_every) (cpu_demo: 256 / 16 = 16), as before.
 

@@ -50,6 +50,7 @@ import shlex
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +63,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import RESULTS, machine, sync
 
 from drama_wm.envs.gridworld import FRAME_TOKENS, VOCAB_SIZE, grid_error, make_sequence_dataset, untokenize_trajectory
-from drama_wm.sequence import KINDS, ResidualStack, make
+from drama_wm.sequence import KINDS, Mamba2Config, ResidualStack, TransformerConfig, make
 
 LENGTHS = (208, 1664)
 #: Paper Table 2 (laptop GPU): training time per step (ms), memory (% of an 8 GB GPU), error (%).
@@ -98,13 +99,13 @@ class NextTokenModel(nn.Module):
 
 def build_model(kind: str, length: int, args: argparse.Namespace) -> NextTokenModel:
     """The next-token model around backbone ``kind`` with the sizes of ``args`` (no dropout)."""
-    extra: dict[str, Any] = {}
-    if kind == "mamba2":
-        extra["head_dim"] = args.head_dim
-    elif kind == "transformer":
-        extra["max_len"] = length  # full causal attention over the sequence, as in the paper's baseline
-    backbone = make(kind, d_model=args.d_model, n_layers=args.n_layers, d_state=args.d_state, dropout=0.0, **extra)
-    return NextTokenModel(backbone)
+    sizes = Mamba2Config(
+        d_model=args.d_model, n_layers=args.n_layers, dropout=0.0, d_state=args.d_state, head_dim=args.head_dim
+    )
+    config = sizes.as_kind(kind)  # head_dim is Mamba-2's; the other kinds share the rest
+    if isinstance(config, TransformerConfig):
+        config = replace(config, max_len=length)  # full causal attention over the sequence, as in the paper's baseline
+    return NextTokenModel(make(config))
 
 
 def next_token_loss(model: NextTokenModel, tokens: torch.Tensor) -> torch.Tensor:

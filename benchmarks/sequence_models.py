@@ -23,6 +23,7 @@ import gc
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -31,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import machine
 
-from drama_wm.sequence import KINDS, ResidualStack, make
+from drama_wm.sequence import KINDS, Mamba2Config, ResidualStack, TransformerConfig, make
 from drama_wm.sequence.mamba2 import kernels_available
 
 
@@ -117,12 +118,10 @@ def main() -> None:
     train_rows: dict[str, dict[int, tuple[float, int, int] | None]] = {}
     step_rows: dict[str, tuple[float, float]] = {}
     for kind in kinds:
-        extra: dict[str, object] = {}
-        if kind == "mamba2":
-            extra["use_kernels"] = not args.no_kernels
-        if kind == "transformer":
-            extra["max_len"] = max(lengths)
-        model = make(kind, d_model=512, n_layers=2, d_state=16, **extra).to(device)
+        config = Mamba2Config(dropout=0.0, use_kernels=not args.no_kernels).as_kind(kind)  # Table 6 sizes
+        if isinstance(config, TransformerConfig):
+            config = replace(config, max_len=max(lengths))
+        model = make(config).to(device)
         model.train()
         train_rows[kind] = {}
         history: list[tuple[int, float]] = []

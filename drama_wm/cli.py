@@ -165,8 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--backbone",
         choices=BACKBONES,
         default=None,
-        help="sequence model; the preset's Mamba-2 keywords (backbone_kwargs) are dropped for the others "
-        "(default: mamba2)",
+        help="sequence model; another kind than the preset's Mamba-2 gets its own defaults at the preset's "
+        "d_model, n_layers, dropout (and d_state for mamba) (default: mamba2)",
     )
     train.add_argument(
         "--learner",
@@ -284,8 +284,8 @@ def make_config(
     """The ``preset`` DramaConfig with the sampler kind, sequence backbone, checkpoint interval and learner kind set
     (a learner kind other than the preset's gets that kind's default config).
 
-    Presets tune ``world_model.backbone_kwargs`` for Mamba-2 (e.g. ``head_dim``); another backbone gets none of
-    them, so its own defaults apply.
+    A backbone kind other than the preset's (Mamba-2) is the preset's backbone as that kind
+    (:meth:`~drama_wm.sequence.BackboneConfig.as_kind`): the kind's defaults at the preset's shared sizes.
     """
     from drama_wm.config import DramaConfig
     from drama_wm.learners import LearnerConfig
@@ -293,9 +293,7 @@ def make_config(
     if preset not in PRESETS:
         raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
     config = getattr(DramaConfig, preset)()
-    world_model = config.world_model
-    if backbone != world_model.backbone:
-        world_model = replace(world_model, backbone=backbone, backbone_kwargs={})
+    world_model = replace(config.world_model, backbone=config.world_model.backbone.as_kind(backbone))
     learner_config = config.learner if learner == config.learner.kind else LearnerConfig.member(learner)()
     return replace(
         config,
@@ -396,7 +394,7 @@ def cpu_cost_warning(preset: str | None, device_type: str, steps: int, warmup_st
 def preset_of(config: DramaConfig) -> str | None:
     """The preset whose configuration ``config`` is (with its sampler, backbone and checkpoint interval), or None."""
     for preset in PRESETS:
-        kinds = (config.sampler.kind, config.world_model.backbone, config.checkpoint_every, config.learner.kind)
+        kinds = (config.sampler.kind, config.world_model.backbone.kind, config.checkpoint_every, config.learner.kind)
         if make_config(preset, *kinds) == config:
             return preset
     return None
@@ -409,7 +407,7 @@ def _check_resume_matches(agent: Drama, given: dict[str, Any], checkpoint_every:
         "env": agent.env_spec or agent.env_name,
         "preset": preset_of(config),
         "sampler": config.sampler.kind,
-        "backbone": config.world_model.backbone,
+        "backbone": config.world_model.backbone.kind,
         "learner": agent.learner_kind or "custom",
         "seed": agent.seed,
     }
@@ -580,8 +578,10 @@ def format_return_table(returns: Sequence[float], steps: Sequence[int], n_blocks
     """
     if len(returns) != len(steps):
         raise ValueError(f"returns and steps must have the same length, got {len(returns)} and {len(steps)}")
-    if n_blocks < 1 or width < 1:
-        raise ValueError(f"n_blocks and width must be >= 1, got {n_blocks} and {width}")
+    from drama_wm.checks import positive_int
+
+    positive_int("n_blocks", n_blocks)
+    positive_int("width", width)
     if not returns:
         return "no episode finished yet"
     count = len(returns)

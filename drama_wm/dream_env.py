@@ -41,6 +41,7 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from drama_wm.carry import Carry
+from drama_wm.checks import positive_int
 from drama_wm.replay import ReplayBuffer
 from drama_wm.world_model import WorldModel
 
@@ -95,8 +96,7 @@ class DreamEnv(gym.vector.VectorEnv):
                 f"buffer {replay.observation_space}, {replay.action_space}"
             )
         for name, value in (("num_envs", num_envs), ("context_length", context_length), ("horizon", horizon)):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            positive_int(name, value)
         if observation not in ("latent", "image"):
             raise ValueError(f"observation must be 'latent' or 'image', got {observation!r}")
         if observation == "image" and not world_model.is_image:

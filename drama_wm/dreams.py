@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from drama_wm.checks import positive_int
+
 if TYPE_CHECKING:
     from drama_wm.driver import Drama
 
@@ -77,8 +79,7 @@ def dream_frames(
         newest frame is shown: the last 3 channels when their number is a multiple of 3, else the last one.
     """
     for name, value in (("n_rollouts", n_rollouts), ("context_length", context_length), ("horizon", horizon)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
+        positive_int(name, value)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {seed!r}")
     wm = agent.world_model

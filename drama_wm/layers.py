@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from drama_wm.checks import positive_int
+
 
 class RMSNorm(nn.Module):
     """Root-mean-square layer norm (Zhang & Sennrich, 2019) with a learned scale.
@@ -33,8 +35,7 @@ def mlp(d_in: int, d_hidden: int, d_out: int, n_hidden_layers: int) -> nn.Sequen
 
     Shapes: [..., d_in] -> [..., d_out].
     """
-    if n_hidden_layers < 1:
-        raise ValueError(f"n_hidden_layers must be >= 1, got {n_hidden_layers}")
+    positive_int("n_hidden_layers", n_hidden_layers)
     layers: list[nn.Module] = []
     d = d_in
     for _ in range(n_hidden_layers):

@@ -50,6 +50,7 @@ import numpy as np
 import torch
 
 from drama_wm.checkpoint import atomic_write
+from drama_wm.checks import positive_int
 
 PURPOSES = ("world_model", "imagination")
 SAMPLER_KINDS = ("dfs", "uniform")
@@ -102,12 +103,6 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return z / z.sum()
 
 
-def _check_positive_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def _resolve(device: torch.device) -> torch.device:
     """The device with its index filled in (CUDA's current one), so that "cuda" and "cuda:0" compare equal."""
     if device.type == "cuda" and device.index is None:
@@ -157,7 +152,7 @@ class ReplayBuffer:
             raise TypeError(f"sampler must be one of {SAMPLER_KINDS} or a SamplerConfig, got {sampler!r}")
         self.observation_space = observation_space
         self.action_space = action_space
-        self.capacity = _check_positive_int("capacity", capacity)
+        self.capacity = positive_int("capacity", capacity)
         self.sampler = sampler
         self.total_added = 0
         self._pos = 0  # next slot to write
@@ -258,7 +253,7 @@ class ReplayBuffer:
         first; windows never cross the write head. For ``purpose="imagination"`` windows whose last step is
         terminated are left out: a dream starts from its context's last real transition, and after a terminal
         there is nothing to imagine. Shape [at most max(0, len - length + 1)], int64."""
-        length = _check_positive_int("length", length)
+        length = positive_int("length", length)
         _check_purpose(purpose)
         count = max(0, self._size - length + 1)
         oldest = (self._pos - self._size) % self.capacity
@@ -291,7 +286,7 @@ class ReplayBuffer:
         dream is reproducible without disturbing the world model's sampling stream).
         """
         _check_purpose(purpose)
-        batch_size = _check_positive_int("batch_size", batch_size)
+        batch_size = positive_int("batch_size", batch_size)
         starts = self._starts_or_raise(length, purpose)
         if not self.sampler.replacement and batch_size > len(starts):
             raise ValueError(
@@ -308,7 +303,7 @@ class ReplayBuffer:
         """The windows of ``length`` steps at the storage indices ``starts`` [B] (each one of
         ``valid_starts(length)``), as :meth:`sample` returns them, but chosen by the caller: nothing is drawn and no
         counter moves."""
-        length = _check_positive_int("length", length)
+        length = positive_int("length", length)
         starts = np.asarray(starts)
         if starts.ndim != 1 or starts.dtype.kind not in "iu":
             raise ValueError(

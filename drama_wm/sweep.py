@@ -170,59 +170,81 @@ def _parse_value(text: str, current: Any, key: str) -> Any:
 
 
 def parse_overrides(assignments: Iterable[str]) -> list[tuple[tuple[str, ...], str]]:
-    """Check ``key=value`` strings against :class:`~drama_wm.DramaConfig`'s fields (dotted for nested configs)."""
-    from drama_wm.config import DramaConfig
-
-    config = DramaConfig.tiny()
+    """``key=value`` strings as (the dotted key split into a path, the value's text); :func:`apply_overrides` checks
+    the keys against the config it changes."""
     parsed = []
     for text in assignments:
         key, sep, value = text.partition("=")
         if not sep or not key:
             raise ValueError(f"--set expects key=value (e.g. sampler.kind=uniform), got {text!r}")
-        path = tuple(key.split("."))
-        obj: Any = config
-        for i, part in enumerate(path):
-            known = _config_fields(obj) if dataclasses.is_dataclass(obj) else {}
-            if part not in known:
-                where = ".".join(path[:i]) or "DramaConfig"
-                raise ValueError(f"--set {key}: {where} has no field {part!r}; known: {', '.join(sorted(known))}")
-            obj = getattr(obj, part)
-        if dataclasses.is_dataclass(obj):
-            raise ValueError(f"--set {key}: is a whole config; set one of its fields ({key}.<field>)")
-        parsed.append((path, value))
+        parsed.append((tuple(key.split(".")), value))
     return parsed
 
 
 def apply_overrides(config: Any, assignments: Iterable[str]) -> Any:
     """A copy of ``config`` (a DramaConfig) with the dotted ``key=value`` assignments applied and validated.
 
-    ``world_model.backbone`` set to something other than mamba2 also clears the preset's Mamba-2-only
-    ``backbone_kwargs`` (as ``drama-wm train --backbone`` does), unless they are set too.
+    A key that names a whole config of a :class:`~drama_wm.config_io.Variant` family takes a kind name:
+    ``world_model.backbone=mamba`` makes the backbone the current one as that kind (the kind's defaults at the
+    current d_model, n_layers, dropout and d_state, as ``drama-wm train --backbone`` does), ``learner=sb3-ppo`` gives
+    that learner's defaults. Kind changes apply before field assignments, so ``world_model.backbone=transformer``
+    and ``world_model.backbone.n_heads=4`` combine in either order.
     """
+    from drama_wm.config_io import Variant
 
-    def assign(obj: Any, path: tuple[str, ...], text: str, key: str) -> Any:
-        if len(path) == 1:
-            value = _parse_value(text, getattr(obj, path[0]), key)
-            changes = {path[0]: value}
-            if path[0] == "backbone" and value != "mamba2" and hasattr(obj, "backbone_kwargs"):
-                changes.setdefault("backbone_kwargs", {})
-            return dataclasses.replace(obj, **changes)
-        return dataclasses.replace(obj, **{path[0]: assign(getattr(obj, path[0]), path[1:], text, key)})
+    def changes_kind(path: tuple[str, ...]) -> bool:
+        obj = config
+        for part in path:
+            obj = getattr(obj, part, None)
+        return isinstance(obj, Variant)
 
     items = parse_overrides(assignments)
-    explicit_kwargs = any(p[-1] == "backbone_kwargs" for p, _ in items)
-    # backbone_kwargs set explicitly win over the clearing done by a backbone change: apply them last.
-    items.sort(key=lambda item: item[0][-1] == "backbone_kwargs")
+    items.sort(key=lambda item: not changes_kind(item[0]))  # stable: kind changes first, then the fields
     for path, text in items:
-        if explicit_kwargs and path[-1] == "backbone":
-            kwargs = config.world_model.backbone_kwargs
-            config = assign(config, path, text, ".".join(path))
-            config = dataclasses.replace(
-                config, world_model=dataclasses.replace(config.world_model, backbone_kwargs=kwargs)
-            )
+        key = ".".join(path)
+        current = _value_at(config, path)
+        if isinstance(current, Variant):
+            value = _as_kind(current, text, key)
+        elif dataclasses.is_dataclass(current):
+            raise ValueError(f"--set {key}: is a whole config; set one of its fields ({key}.<field>)")
         else:
-            config = assign(config, path, text, ".".join(path))
+            value = _parse_value(text, current, key)
+        config = _replace_at(config, path, value)
     return config
+
+
+def _value_at(config: Any, path: tuple[str, ...]) -> Any:
+    """The value of ``config`` at the dotted ``path``; a ValueError listing the known fields where one is unknown."""
+    obj = config
+    for i, part in enumerate(path):
+        known = _config_fields(obj) if dataclasses.is_dataclass(obj) else {}
+        if part not in known:
+            where = ".".join(path[:i]) or type(config).__name__
+            raise ValueError(
+                f"--set {'.'.join(path)}: {where} has no field {part!r}; known: {', '.join(sorted(known)) or 'none'}"
+            )
+        obj = getattr(obj, part)
+    return obj
+
+
+def _replace_at(config: Any, path: tuple[str, ...], value: Any) -> Any:
+    if len(path) == 1:
+        return dataclasses.replace(config, **{path[0]: value})
+    return dataclasses.replace(config, **{path[0]: _replace_at(getattr(config, path[0]), path[1:], value)})
+
+
+def _as_kind(current: Any, kind: str, key: str) -> Any:
+    """``current`` (a Variant config) as the member ``kind`` of its family (see :func:`apply_overrides`)."""
+    from drama_wm.config_io import Variant
+    from drama_wm.sequence import BackboneConfig
+
+    family = next(c for c in type(current).__mro__ if Variant in c.__bases__)
+    if kind not in family.kinds():
+        kinds = ", ".join(family.kinds())
+        raise ValueError(f"--set {key}={kind}: expected a kind of {family.__name__}, one of {kinds}")
+    if isinstance(current, BackboneConfig):
+        return current.as_kind(kind)
+    return current if kind == current.kind else family.member(kind)()
 
 
 # ------------------------------------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from drama_wm.distributions import (
 from drama_wm.grid import MAX_GRID_SIDE, make_grid_codec
 from drama_wm.layers import RMSNorm, mlp
 from drama_wm.optim import apply_gradients, make_optimizer
+from drama_wm.sequence import BackboneConfig, Mamba2Config
 
 if TYPE_CHECKING:
     from drama_wm.replay import Batch
@@ -64,14 +65,9 @@ class WorldModelConfig:
     n_classes: int = 32  #: classes per variable (z is a 32x32 one-hot, 1024 features)
     unimix: float = 0.01  #: uniform mix on the latent probabilities
     # Sequence model (Table 6)
-    backbone: str = "mamba2"  #: any kind of drama_wm.sequence: mamba2, mamba, gru, transformer
-    d_model: int = 512  #: d, width of the token and of the backbone output d_t
-    n_layers: int = 2
-    d_state: int = 16  #: n, SSM state size per channel
-    dropout: float = 0.1
-    #: extra keywords for the backbone's constructor (e.g. head_dim, expand, d_conv, chunk_size for mamba2); the
-    #: backbones' own defaults are the paper's values (Mamba-2 head dim p = 128, expand 2, conv 4)
-    backbone_kwargs: dict[str, Any] = field(default_factory=dict)
+    #: the sequence backbone and its sizes (drama_wm.sequence): Mamba2Config (the paper's, by default its XS sizes),
+    #: MambaConfig, GRUConfig or TransformerConfig; its d_model is also the token width (see ``d_model``)
+    backbone: BackboneConfig = field(default_factory=Mamba2Config)
     # Heads (Table 7)
     head_hidden: int = 256
     reward_bins: int = 255
@@ -93,6 +89,11 @@ class WorldModelConfig:
     channels_last: bool = True
 
     def __post_init__(self) -> None:
+        if not isinstance(self.backbone, BackboneConfig):
+            raise TypeError(
+                f"WorldModelConfig.backbone must be a BackboneConfig (e.g. Mamba2Config(), GRUConfig()), got "
+                f"{self.backbone!r}; to switch a preset's backbone by name use config.backbone.as_kind(name)"
+            )
         if len(self.encoder_channels) != len(self.encoder_strides):
             raise ValueError("encoder_channels and encoder_strides must have the same length")
         if not 0 <= self.unimix < 1:
@@ -101,6 +102,11 @@ class WorldModelConfig:
     @property
     def latent_dim(self) -> int:
         return self.n_latents * self.n_classes
+
+    @property
+    def d_model(self) -> int:
+        """d, the width of the token (z_t, a_t) and of the backbone output d_t: the backbone's d_model."""
+        return self.backbone.d_model
 
     @property
     def feature_dim(self) -> int:
@@ -115,22 +121,18 @@ class WorldModelConfig:
     @classmethod
     def s(cls, **overrides: Any) -> WorldModelConfig:
         """Paper Sec. A.3: encoder filters doubled and d_state doubled (about 3M more parameters)."""
-        return replace(cls(encoder_channels=(32, 64, 96, 128, 128), d_state=32), **overrides)
+        return replace(cls(encoder_channels=(32, 64, 96, 128, 128), backbone=Mamba2Config(d_state=32)), **overrides)
 
     @classmethod
     def tiny(cls, **overrides: Any) -> WorldModelConfig:
         """A few-hundred-thousand-parameter model for tests and CPU demos."""
-        small_heads = {"head_dim": 32} if overrides.get("backbone", "mamba2") == "mamba2" else {}
         base = cls(
             encoder_channels=(8, 16, 16, 32, 32),
             vector_hidden=128,
             n_latents=8,
             n_classes=8,
-            d_model=128,
-            n_layers=1,
+            backbone=Mamba2Config(d_model=128, n_layers=1, dropout=0.0, head_dim=32),
             head_hidden=128,
-            dropout=0.0,
-            backbone_kwargs=small_heads,
             lr=1e-3,
             eps=1e-8,
             warmup_updates=0,
@@ -248,14 +250,7 @@ class WorldModel(nn.Module):
             RMSNorm(config.d_model),
             nn.SiLU(),
         )
-        self.backbone = sequence.make(
-            config.backbone,
-            d_model=config.d_model,
-            n_layers=config.n_layers,
-            dropout=config.dropout,
-            d_state=config.d_state,
-            **config.backbone_kwargs,
-        )
+        self.backbone = sequence.make(config.backbone)
         self.prior_head = nn.Linear(config.d_model, config.latent_dim)
         self.reward_head = mlp(config.d_model, config.head_hidden, config.reward_bins, 1)
         self.termination_head = mlp(config.d_model, config.head_hidden, 1, 1)

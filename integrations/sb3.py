@@ -33,6 +33,7 @@ from gymnasium.vector import AutoresetMode
 from torch import nn
 
 from drama_wm import DreamEnv
+from drama_wm.checks import positive_int
 from drama_wm.learners import LearnerConfig
 
 try:
@@ -83,10 +84,8 @@ class DreamVecEnv(VecEnv):
                 "DreamVecEnv needs a DreamEnv with autoreset_mode=AutoresetMode.SAME_STEP (SB3 restarts finished "
                 f"sub-envs within the step and reports terminal_observation), got {mode}"
             )
-        if rollout_length is not None and (
-            isinstance(rollout_length, bool) or not isinstance(rollout_length, int) or rollout_length < 1
-        ):
-            raise ValueError(f"rollout_length must be a positive int or None, got {rollout_length!r}")
+        if rollout_length is not None:  # None: no limit
+            positive_int("rollout_length", rollout_length)
         self.dream = dream_env
         self.rollout_length = rollout_length
         self._steps_since_reset = 0
@@ -235,8 +234,7 @@ class SB3Learner:
             )
         num_envs = DEFAULT_NUM_ENVS if num_envs is None else num_envs
         for name, value in (("rollouts_per_learn", rollouts_per_learn), ("num_envs", num_envs)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            positive_int(name, value)
         if observation not in ("latent", "image"):
             raise ValueError(f"observation must be 'latent' or 'image', got {observation!r}")
         self.rollouts_per_learn = rollouts_per_learn

@@ -18,7 +18,9 @@ from drama_wm import Carry, DreamEnv, LatentObservation, RecurrentState, WorldMo
 def _world(backbone: str = "mamba2") -> tuple[WorldModel, object]:
     env = gym.make("CartPole-v1")
     replay = fill_replay(env, 120)
-    model = WorldModel(env.observation_space, env.action_space, WorldModelConfig.tiny(backbone=backbone))
+    tiny = WorldModelConfig.tiny()
+    config = WorldModelConfig.tiny(backbone=tiny.backbone.as_kind(backbone))
+    model = WorldModel(env.observation_space, env.action_space, config)
     return model, replay
 
 

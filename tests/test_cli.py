@@ -15,6 +15,7 @@ import torch
 from drama_wm import Drama, DramaConfig
 from drama_wm.checkpoint import load as load_checkpoint
 from drama_wm.cli import (
+    BACKBONES,
     XS_CPU_SECONDS_PER_STEP,
     atari_normalized_score,
     build_parser,
@@ -28,6 +29,7 @@ from drama_wm.cli import (
     random_policy_returns,
 )
 from drama_wm.dreams import BORDER, BORDER_COLOURS, TIMELINE, dream_frames, grid_shape
+from drama_wm.sequence import KINDS, GRUConfig
 
 CATCH = "drama_wm/Catch-v0"
 
@@ -116,8 +118,9 @@ def test_make_config_applies_flags():
     config = make_config("tiny", "uniform", "gru", 7)
     assert config.sampler.kind == "uniform"
     assert config.checkpoint_every == 7
-    assert config.world_model.backbone == "gru"
-    assert config.world_model.backbone_kwargs == {}  # tiny's Mamba-2 head_dim is not a GRU keyword
+    # tiny's backbone as a GRU: the GRU's defaults at tiny's width, depth and dropout (no Mamba-2 head_dim)
+    assert config.world_model.backbone == GRUConfig(d_model=128, n_layers=1, dropout=0.0)
+    assert BACKBONES == KINDS  # the CLI's choices (named without importing torch) are the sequence kinds
     same = make_config("tiny", "dfs", "mamba2", 0)
     assert same.world_model == DramaConfig.tiny().world_model  # keeps Mamba-2's preset keywords
     assert make_config("s", "dfs", "mamba2", 0).world_model == DramaConfig.s().world_model
@@ -189,7 +192,7 @@ def test_dream_errors(catch_run, cartpole_run, tmp_path, capsys):
     rc = main(["dream", str(empty), "--out", str(tmp_path / "d.gif"), "--device", "cpu"])
     assert_one_line_error(capsys, rc, "replay buffer holds 0 steps", "checkpoint_replay=True")
     agent = load_agent(catch_run / "checkpoint.pt", device="cpu")
-    with pytest.raises(ValueError, match="horizon must be a positive int"):
+    with pytest.raises(ValueError, match=r"horizon must be an int >= 1, got 0 \(int\)"):
         dream_frames(agent, 1, 4, 0)
 
 

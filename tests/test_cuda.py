@@ -5,6 +5,8 @@ Skipped (with the reason) on machines without a CUDA GPU, such as CI.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -13,17 +15,23 @@ from gymnasium.vector import AutoresetMode
 from helpers import assert_drama_learns_cartpole, fill_replay
 
 from drama_wm import DreamEnv, ReplayBuffer, WorldModel, WorldModelConfig
-from drama_wm.sequence import make
+from drama_wm.sequence import Mamba2Config, make
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 IMAGE_SPACE = gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)
+
+
+def _tiny_with(kind: str) -> WorldModelConfig:
+    """The tiny preset with its backbone as ``kind`` (that kind's defaults at tiny's sizes)."""
+    config = WorldModelConfig.tiny()
+    return replace(config, backbone=config.backbone.as_kind(kind))
 
 
 @pytest.mark.parametrize("kind", ["mamba2", "mamba", "gru", "transformer"])
 def test_backbone_matches_cpu(kind):
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
-    model = make(kind, d_model=64, n_layers=2, d_state=16)
+    model = make(Mamba2Config(d_model=64, n_layers=2, dropout=0.0, d_state=16).as_kind(kind))
     x = torch.randn(3, 300, 64)
     first = torch.zeros(3, 300, dtype=torch.bool)
     first[1, 150] = True
@@ -78,7 +86,7 @@ def test_drama_learns_on_cuda():
 def _twin_dreams(termination: str, backbone: str):
     """A world model, its training batch, and two dreams over equal replay copies: captured graph vs eager."""
     env = gym.make("CartPole-v1")
-    model = WorldModel(env.observation_space, env.action_space, WorldModelConfig.tiny(backbone=backbone)).cuda()
+    model = WorldModel(env.observation_space, env.action_space, _tiny_with(backbone)).cuda()
     replay = fill_replay(env, 300)
     batch = replay.sample(8, 16, "world_model", device="cuda")  # before the copy: sampling moves DFS counters
     twin = ReplayBuffer(env.observation_space, env.action_space, replay.capacity)

@@ -12,7 +12,7 @@ import dataclasses
 import pytest
 import torch
 
-from drama_wm.sequence import Mamba2
+from drama_wm.sequence import Mamba2, Mamba2Config
 from drama_wm.sequence import mamba2 as mamba2_module
 from drama_wm.sequence.mamba2 import kernels_available, ssd_scan
 
@@ -74,7 +74,8 @@ def test_kernel_scan_matches_pure_scan(length: int) -> None:
 
 def test_mamba2_routes_to_kernel_and_matches_pure(monkeypatch: pytest.MonkeyPatch) -> None:
     torch.manual_seed(0)
-    fast = Mamba2(d_model=64, n_layers=2, head_dim=32, chunk_size=16, use_kernels=True).cuda()
+    config = Mamba2Config(d_model=64, n_layers=2, dropout=0.0, head_dim=32, chunk_size=16, use_kernels=True)
+    fast = Mamba2(config).cuda()
     pure = copy.deepcopy(fast)  # same weights; the flag lives in each mixer's config
     for mixer in pure.mixers:
         mixer.config = dataclasses.replace(mixer.config, use_kernels=False)

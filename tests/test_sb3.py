@@ -6,6 +6,7 @@ import copy
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 
 import gymnasium as gym
 import numpy as np
@@ -349,7 +350,8 @@ def test_prebuilt_models_are_checked(cartpole_world):
         SB3Learner(model, num_envs=8)
 
     # Features of another world model (d_model 64) do not fit this policy's input.
-    other = WorldModel(world_model.observation_space, world_model.action_space, WorldModelConfig.tiny(d_model=64))
+    wider = WorldModelConfig.tiny(backbone=replace(WorldModelConfig.tiny().backbone, d_model=64))
+    other = WorldModel(world_model.observation_space, world_model.action_space, wider)
     dream = DreamEnv(other, replay, context_length=4, horizon=HORIZON, **learner.dream_options)
     with pytest.raises(ValueError, match="spaces"):
         SB3Learner(model).bind(dream)

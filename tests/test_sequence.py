@@ -4,18 +4,27 @@ gradients, input validation and the state helpers, for all four backbones (tiny 
 from __future__ import annotations
 
 import itertools
+import json
+from dataclasses import replace
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from drama_wm.config_io import from_dict, to_dict
 from drama_wm.layers import RMSNorm
 from drama_wm.sequence import (
+    BACKBONES,
     GRU,
     KINDS,
+    BackboneConfig,
+    GRUConfig,
     Mamba,
     Mamba2,
+    Mamba2Config,
+    MambaConfig,
     Transformer,
+    TransformerConfig,
     make,
     merge_state,
     select_state,
@@ -25,19 +34,19 @@ from drama_wm.sequence.mamba import selective_scan
 from drama_wm.sequence.mamba2 import Mamba2Mixer, gated_rms_norm, ssd_scan
 
 D_MODEL = 16
-TINY = {
-    "mamba2": {"d_state": 4, "head_dim": 8, "chunk_size": 4},  # d_inner 32 -> 4 heads
-    "mamba": {"d_state": 4},
-    "gru": {},
-    "transformer": {"n_heads": 2, "max_len": 5},  # window shorter than the longer test sequences
+SIZES = {"d_model": D_MODEL, "n_layers": 2, "dropout": 0.0}
+TINY: dict[str, BackboneConfig] = {
+    "mamba2": Mamba2Config(**SIZES, d_state=4, head_dim=8, chunk_size=4),  # d_inner 32 -> 4 heads
+    "mamba": MambaConfig(**SIZES, d_state=4),
+    "gru": GRUConfig(**SIZES),
+    "transformer": TransformerConfig(**SIZES, n_heads=2, max_len=5),  # window shorter than the longer sequences
 }
 ATOL = 1e-10
 
 
 def build(kind: str, seed: int = 0, **overrides: object) -> torch.nn.Module:
     torch.manual_seed(seed)
-    kwargs = {"d_model": D_MODEL, "n_layers": 2, **TINY[kind], **overrides}
-    return make(kind, **kwargs).double()
+    return make(replace(TINY[kind], **overrides)).double()
 
 
 def randn(*shape: int, seed: int = 1) -> torch.Tensor:
@@ -327,23 +336,59 @@ def test_dropout_only_in_training(kind: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------ factory, errors
-def test_make_builds_each_kind_with_paper_defaults() -> None:
-    assert isinstance(make("mamba2", d_model=32, n_layers=1, head_dim=16), Mamba2)
-    assert isinstance(make("mamba", d_model=32, n_layers=1), Mamba)
-    assert isinstance(make("gru", d_model=32, n_layers=1, d_state=16, dropout=0.1), GRU)
-    assert isinstance(make("transformer", d_model=32, n_layers=1, d_state=16, n_heads=4), Transformer)
-    cfg = Mamba2().config
-    assert (cfg.d_model, cfg.d_state, cfg.expand, cfg.d_conv, cfg.head_dim) == (512, 16, 2, 4, 128)
-    assert Mamba2().n_layers == 2
+def test_make_builds_the_backbone_of_each_config() -> None:
+    assert type(make(Mamba2Config(d_model=32, n_layers=1, head_dim=16))) is Mamba2
+    assert type(make(MambaConfig(d_model=32, n_layers=1))) is Mamba
+    assert type(make(GRUConfig(d_model=32, n_layers=1))) is GRU
+    assert type(make(TransformerConfig(d_model=32, n_layers=3, n_heads=4))) is Transformer
+    model = make(TINY["transformer"])
+    assert model.config is TINY["transformer"] and model.n_layers == 2 and model.max_len == 5
+    assert KINDS == ("mamba2", "mamba", "gru", "transformer")
+    assert sorted(KINDS) == BackboneConfig.kinds() and list(BACKBONES) == [BackboneConfig.member(k) for k in KINDS]
 
 
-def test_make_rejects_unknown_kind_and_keys() -> None:
-    with pytest.raises(ValueError, match=r"unknown sequence backbone 'lstm'.*'gru'.*'mamba2'"):
-        make("lstm", d_model=16)
-    with pytest.raises(TypeError, match=r"'gru' does not accept 'head_dim' \(accepted by \['mamba2'\]\)"):
-        make("gru", d_model=16, head_dim=8)
-    with pytest.raises(TypeError, match=r"'mamba2' does not accept 'colour' \(accepted by no backbone\)"):
-        make("mamba2", d_model=16, colour="red")
+def test_configs_default_to_the_paper_sizes() -> None:
+    """Paper Table 6 (REFERENCE.md): D = 512, 2 layers, dropout 0.1, N = 16, E = 2, P = 128, K = 4."""
+    c = Mamba2Config()
+    assert (c.d_model, c.n_layers, c.dropout, c.d_state, c.expand, c.head_dim, c.d_conv) == (512, 2, 0.1, 16, 2, 128, 4)
+    assert (c.chunk_size, c.d_inner, c.n_heads) == (64, 1024, 8)
+    assert Mamba2().config == c and Mamba2().n_layers == 2
+    assert (MambaConfig().d_state, MambaConfig().rank, MambaConfig(dt_rank=3).rank) == (16, 32, 3)
+    assert GRUConfig() == GRUConfig(d_model=512, n_layers=2, dropout=0.1)
+    assert (TransformerConfig().n_heads, TransformerConfig().max_len, TransformerConfig().mlp_ratio) == (8, 128, 4)
+
+
+def test_as_kind_keeps_the_shared_sizes_and_takes_the_kinds_defaults() -> None:
+    base = Mamba2Config(d_model=64, n_layers=3, dropout=0.2, d_state=8, head_dim=32, chunk_size=16)
+    assert base.as_kind("mamba2") is base  # its own kind: every setting kept
+    assert base.as_kind("mamba") == MambaConfig(d_model=64, n_layers=3, dropout=0.2, d_state=8)
+    assert base.as_kind("gru") == GRUConfig(d_model=64, n_layers=3, dropout=0.2)
+    assert base.as_kind("transformer") == TransformerConfig(d_model=64, n_layers=3, dropout=0.2)
+    assert base.as_kind("gru").as_kind("mamba") == MambaConfig(d_model=64, n_layers=3, dropout=0.2)  # N: default
+    with pytest.raises(ValueError, match=r"unknown BackboneConfig kind 'lstm'; known kinds: gru, mamba, mamba2"):
+        base.as_kind("lstm")
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_config_round_trips_through_plain_data_with_its_kind(kind: str) -> None:
+    config = TINY[kind]
+    data = json.loads(json.dumps(to_dict(config)))  # as a checkpoint or a JSON file stores it
+    assert data["kind"] == kind
+    assert from_dict(BackboneConfig, data) == config
+    assert type(from_dict(BackboneConfig, data)) is type(config)
+
+
+def test_make_and_configs_reject_what_they_cannot_build() -> None:
+    with pytest.raises(TypeError, match=r"make\(\) takes a backbone config \(Mamba2Config, .*\), got str"):
+        make("gru")
+    with pytest.raises(TypeError, match=r"GRU is built from a GRUConfig, got Mamba2Config"):
+        GRU(Mamba2Config())
+    with pytest.raises(ValueError, match=r"unknown BackboneConfig kind 'lstm'; known kinds: gru, mamba, mamba2"):
+        from_dict(BackboneConfig, {"kind": "lstm", "d_model": 16})
+    with pytest.raises(ValueError, match=r"BackboneConfig has no field 'head_dim'; known fields: d_model, n_layers"):
+        from_dict(BackboneConfig, {"kind": "gru", "head_dim": 8})
+    with pytest.raises(ValueError, match=r"BackboneConfig must name its kind"):
+        from_dict(BackboneConfig, {"d_model": 16})
 
 
 def test_bad_inputs_raise_clear_errors() -> None:
@@ -367,13 +412,17 @@ def test_bad_inputs_raise_clear_errors() -> None:
     with pytest.raises(ValueError, match=r"first must have shape \(3,\)"):
         model.step(randn(3, D_MODEL), model.init_state(3), torch.zeros(3, 1, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"divisible by head_dim"):
-        Mamba2(d_model=16, head_dim=12)
+        Mamba2Config(d_model=16, head_dim=12)
     with pytest.raises(ValueError, match=r"divisible by n_heads"):
-        Transformer(d_model=16, n_heads=3)
-    with pytest.raises(ValueError, match=r"n_layers must be >= 1"):
-        GRU(d_model=16, n_layers=0)
-    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\)"):
-        Mamba(d_model=16, dropout=1.0)
+        TransformerConfig(d_model=16, n_heads=3)
+    with pytest.raises(ValueError, match=r"GRUConfig.n_layers must be an int >= 1, got 0 \(int\)"):
+        GRUConfig(d_model=16, n_layers=0)
+    with pytest.raises(ValueError, match=r"Mamba2Config.head_dim must be an int >= 1, got True \(bool\)"):
+        Mamba2Config(d_model=16, head_dim=True)
+    with pytest.raises(ValueError, match=r"MambaConfig.dropout must be in \[0, 1\), got 1.0"):
+        MambaConfig(d_model=16, dropout=1.0)
+    with pytest.raises(ValueError, match=r"batch_size must be an int >= 1, got 0 \(int\)"):
+        model.init_state(0)
 
 
 # ------------------------------------------------------------------------------------------ state helpers

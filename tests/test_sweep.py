@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from drama_wm import DramaConfig
+from drama_wm.sequence import MambaConfig, TransformerConfig
 from drama_wm.sweep import RunSpec, apply_overrides, expand, load_results, run_one
 
 TESTS = Path(__file__).parent
@@ -29,16 +31,33 @@ def test_overrides_set_nested_fields_with_their_types() -> None:
          "checkpoint_replay=false", "world_model.encoder_channels=[4,8,8,8,8]"],
     )
     assert config.sampler.kind == "uniform"
-    assert config.world_model.backbone == "mamba"
-    assert config.world_model.backbone_kwargs == {}  # the preset's Mamba-2 head_dim does not reach Mamba
+    # the preset's backbone as a Mamba: Mamba's defaults at the preset's sizes (its Mamba-2 head_dim does not reach it)
+    assert config.world_model.backbone == MambaConfig(d_model=128, n_layers=1, dropout=0.0, d_state=16)
     assert config.batch_size == 8 and config.world_model.lr == 0.002 and config.checkpoint_replay is False
     assert config.world_model.encoder_channels == (4, 8, 8, 8, 8)
     assert DramaConfig.tiny().sampler.kind == "dfs"  # the preset itself is untouched
 
 
+def test_overrides_change_the_backbone_kind_before_its_fields() -> None:
+    tiny = DramaConfig.tiny()
+    config = apply_overrides(tiny, ["world_model.backbone.d_state=32"])
+    assert config.world_model.backbone == replace(tiny.world_model.backbone, d_state=32)  # head_dim 32 kept
+    for order in (1, -1):  # a kind change applies first, whatever the order of the assignments
+        assignments = ["world_model.backbone.n_heads=4", "world_model.backbone=transformer"][::order]
+        config = apply_overrides(tiny, assignments)
+        assert config.world_model.backbone == TransformerConfig(d_model=128, n_layers=1, dropout=0.0, n_heads=4)
+    same = apply_overrides(tiny, ["world_model.backbone=mamba2"])
+    assert same == tiny  # its own kind: the preset's Mamba-2 settings stay
+    with pytest.raises(ValueError, match=r"world_model.backbone has no field 'd_state'; known: d_model, dropout"):
+        apply_overrides(tiny, ["world_model.backbone=gru", "world_model.backbone.d_state=8"])
+
+
 @pytest.mark.parametrize(
     ("assignment", "message"),
     [
+        ("world_model.backbone=lstm", "expected a kind of BackboneConfig, one of gru, mamba, mamba2, transformer"),
+        ("world_model.d_model=64", "world_model has no field 'd_model'"),
+        ("world_model.backbone.n_layers=0", r"Mamba2Config.n_layers must be an int >= 1, got 0"),
         ("sampler.knd=uniform", "sampler has no field 'knd'"),
         ("nonsense=1", "DramaConfig has no field 'nonsense'"),
         ("batch_size=eight", "expected a int"),

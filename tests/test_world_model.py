@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -9,8 +12,16 @@ import torch
 from helpers import fill_replay
 
 from drama_wm import WorldModel, WorldModelConfig
+from drama_wm.config_io import from_dict, to_dict
 
 IMAGE_SPACE = gym.spaces.Box(0, 255, (64, 64, 3), np.uint8)
+VECTOR_SPACE = gym.spaces.Box(-1, 1, (4,), np.float32)
+
+
+def _tiny_with(kind: str) -> WorldModelConfig:
+    """The tiny preset with its backbone as ``kind`` (that kind's defaults at tiny's sizes)."""
+    config = WorldModelConfig.tiny()
+    return replace(config, backbone=config.backbone.as_kind(kind))
 
 
 def test_xs_preset_has_about_seven_million_parameters():
@@ -24,6 +35,126 @@ def test_s_preset_adds_about_three_million_parameters():
     xs = sum(p.numel() for p in WorldModel(IMAGE_SPACE, gym.spaces.Discrete(6), WorldModelConfig.xs()).parameters())
     s = sum(p.numel() for p in WorldModel(IMAGE_SPACE, gym.spaces.Discrete(6), WorldModelConfig.s()).parameters())
     assert 1.5e6 <= s - xs <= 4.5e6, s - xs
+
+
+# What the presets built when the backbone was a string plus keyword arguments (before the typed configs), recorded
+# from that code: parameter counts of whole world models (6 actions for 64x64x3 images, 2 for 4-vectors) and the
+# names and shapes of the backbone's first layer and final norm (the other layers are alike).
+PRESET_PARAMETERS = {
+    ("xs", "mamba2", "image"): 7_146_707,
+    ("xs", "mamba2", "vector"): 5_305_716,
+    ("xs", "mamba", "vector"): 5_495_812,
+    ("xs", "gru", "vector"): 5_258_244,
+    ("xs", "transformer", "vector"): 8_403_972,
+    ("s", "mamba2", "image"): 10_664_563,
+    ("s", "mamba2", "vector"): 5_338_804,
+    ("s", "mamba", "vector"): 5_594_116,
+    ("s", "gru", "vector"): 5_258_244,
+    ("s", "transformer", "vector"): 8_403_972,
+    ("tiny", "mamba2", "image"): 352_971,
+    ("tiny", "mamba2", "vector"): 255_548,
+    ("tiny", "mamba", "image"): 364_307,
+    ("tiny", "mamba", "vector"): 266_884,
+    ("tiny", "gru", "image"): 346_899,
+    ("tiny", "gru", "vector"): 249_476,
+    ("tiny", "transformer", "image"): 445_203,
+    ("tiny", "transformer", "vector"): 347_780,
+    ("cpu_demo", "mamba2", "image"): 352_971,
+    ("cpu_demo", "mamba2", "vector"): 255_548,
+    ("cpu_demo", "mamba", "vector"): 266_884,
+    ("cpu_demo", "gru", "vector"): 249_476,
+    ("cpu_demo", "transformer", "vector"): 347_780,
+}
+BACKBONE_LAYER_0 = {
+    ("xs", "mamba2"): {
+        "mixers.0.conv_weight": (1056, 4),
+        "mixers.0.conv_bias": (1056,),
+        "mixers.0.dt_bias": (8,),
+        "mixers.0.A_log": (8,),
+        "mixers.0.D": (8,),
+        "mixers.0.in_proj.weight": (2088, 512),
+        "mixers.0.norm.weight": (1024,),
+        "mixers.0.out_proj.weight": (512, 1024),
+        "mixer_norms.0.weight": (512,),
+        "final_norm.weight": (512,),
+    },
+    ("tiny", "mamba2"): {
+        "mixers.0.conv_weight": (288, 4),
+        "mixers.0.conv_bias": (288,),
+        "mixers.0.dt_bias": (8,),
+        "mixers.0.A_log": (8,),
+        "mixers.0.D": (8,),
+        "mixers.0.in_proj.weight": (552, 128),
+        "mixers.0.norm.weight": (256,),
+        "mixers.0.out_proj.weight": (128, 256),
+        "mixer_norms.0.weight": (128,),
+        "final_norm.weight": (128,),
+    },
+    ("tiny", "mamba"): {
+        "mixers.0.conv_weight": (256, 4),
+        "mixers.0.conv_bias": (256,),
+        "mixers.0.A_log": (256, 16),
+        "mixers.0.D": (256,),
+        "mixers.0.in_proj.weight": (512, 128),
+        "mixers.0.x_proj.weight": (40, 256),
+        "mixers.0.dt_proj.weight": (256, 8),
+        "mixers.0.dt_proj.bias": (256,),
+        "mixers.0.out_proj.weight": (128, 256),
+        "mixer_norms.0.weight": (128,),
+        "final_norm.weight": (128,),
+    },
+    ("tiny", "gru"): {
+        "mixers.0.gru.weight_ih_l0": (384, 128),
+        "mixers.0.gru.weight_hh_l0": (384, 128),
+        "mixers.0.gru.bias_ih_l0": (384,),
+        "mixers.0.gru.bias_hh_l0": (384,),
+        "mixer_norms.0.weight": (128,),
+        "final_norm.weight": (128,),
+    },
+    ("tiny", "transformer"): {
+        "mixers.0.qkv.weight": (384, 128),
+        "mixers.0.out_proj.weight": (128, 128),
+        "mixer_norms.0.weight": (128,),
+        "ffns.0.0.weight": (512, 128),
+        "ffns.0.0.bias": (512,),
+        "ffns.0.2.weight": (128, 512),
+        "ffns.0.2.bias": (128,),
+        "ffn_norms.0.weight": (128,),
+        "final_norm.weight": (128,),
+    },
+}
+
+
+@pytest.mark.parametrize(("preset", "kind", "space"), list(PRESET_PARAMETERS))
+def test_presets_build_the_parameters_they_built_before_typed_backbone_configs(preset, kind, space):
+    config = getattr(WorldModelConfig, "tiny" if preset == "cpu_demo" else preset)()
+    config = replace(config, backbone=config.backbone.as_kind(kind))
+    spaces = (IMAGE_SPACE, gym.spaces.Discrete(6)) if space == "image" else (VECTOR_SPACE, gym.spaces.Discrete(2))
+    model = WorldModel(*spaces, config)
+    assert sum(p.numel() for p in model.parameters()) == PRESET_PARAMETERS[preset, kind, space]
+    if (preset, kind) in BACKBONE_LAYER_0:
+        state = model.backbone.state_dict()
+        shapes = {name: tuple(t.shape) for name, t in state.items() if ".0." in name or "final" in name}
+        assert shapes == BACKBONE_LAYER_0[preset, kind]
+        assert len(state) == config.backbone.n_layers * (len(shapes) - 1) + 1
+
+
+@pytest.mark.parametrize("kind", ["mamba2", "mamba", "gru", "transformer"])
+def test_world_model_config_round_trips_with_its_backbone_kind(kind):
+    """A checkpoint stores the config as plain data (to_dict); from_dict gives back the same backbone kind and sizes,
+    and a model of another kind refuses the checkpoint."""
+    config = _tiny_with(kind)
+    data = json.loads(json.dumps(to_dict(config)))
+    assert data["backbone"]["kind"] == kind and data["backbone"]["d_model"] == 128
+    assert from_dict(WorldModelConfig, data) == config
+    model = WorldModel(VECTOR_SPACE, gym.spaces.Discrete(2), config)
+    state = model.training_state()
+    twin = WorldModel(VECTOR_SPACE, gym.spaces.Discrete(2), from_dict(WorldModelConfig, state["config"]))
+    twin.load_training_state(state)
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), twin.parameters(), strict=True))
+    other = _tiny_with("gru" if kind != "gru" else "mamba")
+    with pytest.raises(ValueError, match="different WorldModelConfig"):
+        WorldModel(VECTOR_SPACE, gym.spaces.Discrete(2), other).load_training_state(state)
 
 
 @pytest.mark.parametrize(
@@ -58,7 +189,7 @@ def _random_sequence(model: WorldModel, batch: int, length: int, seed: int = 0):
 def test_parallel_observe_equals_recurrent_steps(backbone):
     """observe() over a sequence gives the same features as encode + advance one step at a time (acting path)."""
     model = WorldModel(
-        gym.spaces.Box(-1, 1, (5,), np.float32), gym.spaces.Discrete(3), WorldModelConfig.tiny(backbone=backbone)
+        gym.spaces.Box(-1, 1, (5,), np.float32), gym.spaces.Discrete(3), _tiny_with(backbone)
     ).double()
     obs, action, first = _random_sequence(model, batch=2, length=11)
     obs = obs.double()
@@ -91,7 +222,8 @@ def test_start_dreams_observes_the_context_then_draws_z0_from_the_prior_of_its_l
     """start_dreams equals observe, then z_0 ~ prior(d_{L-1}) from the same generator, bit for bit."""
     env = gym.make("CartPole-v1")
     replay = fill_replay(env, 80)
-    model = WorldModel(env.observation_space, env.action_space, WorldModelConfig.tiny(backbone=backbone))
+    config = WorldModelConfig.tiny(backbone=WorldModelConfig.tiny().backbone.as_kind(backbone))
+    model = WorldModel(env.observation_space, env.action_space, config)
     batch = replay.sample(6, 8, "imagination")
     reference, generator = torch.Generator().manual_seed(4), torch.Generator().manual_seed(4)
     with torch.no_grad():
@@ -179,7 +311,7 @@ def _numpy_kl_terms(post_logits, prior_logits, first, unimix=0.01, free_bits=1.0
 def test_loss_matches_equations_6_and_7_computed_independently(catch_env):
     """Each KL term is the free-bits-clamped KL of Eq. 7 over pairs inside an episode; total = recon + 1.0 dyn +
     0.1 rep + reward + termination. At initialisation the KLs straddle the 1-nat floor (checked below)."""
-    config = WorldModelConfig.tiny(image_size=16, dropout=0.0)
+    config = WorldModelConfig.tiny(image_size=16)
     model = WorldModel(catch_env.observation_space, catch_env.action_space, config)
     batch = fill_replay(catch_env, 200, seed=1).sample(4, 16, "world_model")
     assert batch.first[:, 1:].any()  # some pairs cross an episode start and must be skipped
@@ -199,7 +331,7 @@ def test_loss_gradients_route_dyn_to_the_prior_and_rep_away_from_it(catch_env):
 
     def prior_head_grad(**scales):
         torch.manual_seed(0)
-        config = WorldModelConfig.tiny(image_size=16, dropout=0.0, **scales)
+        config = WorldModelConfig.tiny(image_size=16, **scales)
         model = WorldModel(catch_env.observation_space, catch_env.action_space, config)
         total, _, _ = _loss_with_captured_logits(model, batch)
         total.backward()
@@ -284,7 +416,9 @@ def test_training_state_round_trip():
     for p, q in zip(model.parameters(), other.parameters(), strict=True):
         assert torch.equal(p, q)
     bigger = WorldModel(
-        gym.spaces.Box(-1, 1, (3,), np.float32), gym.spaces.Discrete(2), WorldModelConfig.tiny(d_model=64)
+        gym.spaces.Box(-1, 1, (3,), np.float32),
+        gym.spaces.Discrete(2),
+        WorldModelConfig.tiny(backbone=replace(WorldModelConfig.tiny().backbone, d_model=64)),
     )
     with pytest.raises(ValueError, match="different WorldModelConfig"):
         bigger.load_training_state(model.training_state())

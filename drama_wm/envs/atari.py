@@ -26,6 +26,7 @@ import numpy as np
 from ale_py import roms
 from gymnasium.wrappers import ResizeObservation
 
+from drama_wm.checks import positive_int
 from drama_wm.envs.scores import game_key
 
 gym.register_envs(ale_py)
@@ -50,8 +51,7 @@ class MaxPoolSkip(gym.Wrapper):
 
     def __init__(self, env: gym.Env, skip: int = 4) -> None:
         super().__init__(env)
-        if isinstance(skip, bool) or not isinstance(skip, int) or skip < 1:
-            raise ValueError(f"skip must be an int >= 1, got {skip!r}")
+        positive_int("skip", skip)
         self.skip = skip
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -198,9 +198,7 @@ def _check_overrides(overrides: dict[str, Any]) -> dict[str, Any]:
         )
     cfg = {**_DEFAULTS, **overrides}
     for name in ("frame_skip", "size", "max_episode_frames"):
-        value = cfg[name]
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+        positive_int(name, cfg[name])
     if not isinstance(cfg["terminal_on_life_loss"], bool):
         raise TypeError(f"terminal_on_life_loss must be a bool, got {cfg['terminal_on_life_loss']!r}")
     prob = cfg["repeat_action_probability"]

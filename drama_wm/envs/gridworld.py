@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from drama_wm.checks import int_at_least, positive_int
+
 GRID_SIZE = 5
 WALL, FLOOR, AGENT, GOAL = 0, 1, 2, 3
 N_CELL_TYPES = 4
@@ -94,8 +96,7 @@ def grid_to_rgb(frames: np.ndarray, size: int) -> np.ndarray:
         raise ValueError(f"frames must have shape [..., {GRID_SIZE}, {GRID_SIZE}], got {frames.shape}")
     if frames.size and (frames.min() < 0 or frames.max() >= N_CELL_TYPES):
         raise ValueError(f"cell codes must lie in [0, {N_CELL_TYPES - 1}], got {frames.min()}..{frames.max()}")
-    if isinstance(size, bool) or not isinstance(size, int) or size < GRID_SIZE:
-        raise ValueError(f"size must be an int >= {GRID_SIZE}, got {size!r}")
+    int_at_least("size", size, GRID_SIZE)
     cell = np.arange(size) * GRID_SIZE // size
     return PALETTE[frames[..., cell[:, None], cell[None, :]]]
 
@@ -116,12 +117,9 @@ class GridWorld(gym.Env):
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"]}
 
     def __init__(self, max_steps: int = 100, render_size: int | None = None, render_mode: str | None = None):
-        if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-            raise ValueError(f"max_steps must be an int >= 1, got {max_steps!r}")
-        if render_size is not None and (
-            isinstance(render_size, bool) or not isinstance(render_size, int) or render_size < GRID_SIZE
-        ):
-            raise ValueError(f"render_size must be None or an int >= {GRID_SIZE}, got {render_size!r}")
+        positive_int("max_steps", max_steps)
+        if render_size is not None:  # None: observations are the cell codes, not pixels
+            int_at_least("render_size", render_size, GRID_SIZE)
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.max_steps = max_steps
@@ -244,9 +242,8 @@ def make_sequence_dataset(n_sequences: int, n_frames: int, seed: int = 0) -> tor
     The paper uses n_frames = 8 (l = 208) and 64 (l = 1664). Returns LongTensor [n_sequences, n_frames * 26];
     identical for identical arguments.
     """
-    for name, value in (("n_sequences", n_sequences), ("n_frames", n_frames)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    positive_int("n_sequences", n_sequences)
+    positive_int("n_frames", n_frames)
     rng = np.random.default_rng(seed)
     agent, goal = _random_placement(rng, n_sequences)
     frames = np.empty((n_sequences, n_frames, GRID_SIZE, GRID_SIZE), dtype=np.uint8)

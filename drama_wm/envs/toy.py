@@ -23,6 +23,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from drama_wm.checks import int_at_least, positive_int
+
 LEFT, STAY, RIGHT = 0, 1, 2
 _BALL_RGB = np.array([255, 255, 255], dtype=np.uint8)
 _PADDLE_RGB = np.array([0, 200, 255], dtype=np.uint8)
@@ -44,9 +46,9 @@ class Catch(gym.Env):
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"]}
 
     def __init__(self, size: int = 64, grid: int = 8, max_steps: int = 100, render_mode: str | None = None):
-        for name, value, low in (("grid", grid, 3), ("size", size, grid), ("max_steps", max_steps, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        int_at_least("grid", grid, 3)
+        int_at_least("size", size, grid)
+        positive_int("max_steps", max_steps)
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         self.size, self.grid, self.max_steps, self.render_mode = size, grid, max_steps, render_mode

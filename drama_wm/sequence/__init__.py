@@ -1,7 +1,8 @@
 """Sequence backbones of the world model, all with one interface.
 
 ``Mamba2`` (the Drama default), ``Mamba`` (Mamba-1), ``GRU`` and ``Transformer`` map [B, L, d_model] to
-[B, L, d_model] and expose
+[B, L, d_model]. Each is built from its config, a member of the :class:`BackboneConfig` family (``Mamba2Config``,
+``MambaConfig``, ``GRUConfig``, ``TransformerConfig``); :func:`make` builds the backbone of any of them. They expose
 
 * ``init_state(batch_size, device=None, dtype=None) -> state``
 * ``forward(x [B, L, D], state=None, first=None [B, L] bool) -> (y, state)``: parallel over the sequence
@@ -14,68 +15,53 @@ from before a start reaches outputs at or after it.
 
 from __future__ import annotations
 
-import inspect
-
 import torch
 
 from drama_wm.sequence.common import ResidualStack, State
-from drama_wm.sequence.gru import GRU
-from drama_wm.sequence.mamba import Mamba
+from drama_wm.sequence.config import SHARED_SIZES, BackboneConfig
+from drama_wm.sequence.gru import GRU, GRUConfig
+from drama_wm.sequence.mamba import Mamba, MambaConfig
 from drama_wm.sequence.mamba2 import Mamba2, Mamba2Config
-from drama_wm.sequence.transformer import Transformer
+from drama_wm.sequence.transformer import Transformer, TransformerConfig
 
 __all__ = [
+    "BACKBONES",
     "GRU",
     "KINDS",
+    "SHARED_SIZES",
+    "BackboneConfig",
+    "GRUConfig",
     "Mamba",
     "Mamba2",
     "Mamba2Config",
+    "MambaConfig",
     "ResidualStack",
     "State",
     "Transformer",
+    "TransformerConfig",
     "make",
     "merge_state",
     "select_state",
 ]
 
-KINDS: dict[str, type[ResidualStack]] = {
-    "mamba2": Mamba2,
-    "mamba": Mamba,
-    "gru": GRU,
-    "transformer": Transformer,
+#: Which backbone each config builds.
+BACKBONES: dict[type[BackboneConfig], type[ResidualStack]] = {
+    backbone.config_class: backbone for backbone in (Mamba2, Mamba, GRU, Transformer)
 }
-
-# Keys a caller may pass to every kind although only some kinds use them. The world model builds any backbone
-# with make(kind, d_model=..., n_layers=..., dropout=..., d_state=..., **extra): the SSM state size simply has
-# no meaning for the GRU and the Transformer, so it is dropped for them instead of being an error.
-_IGNORED_WHERE_UNUSED = frozenset({"d_state"})
+#: The kind names, Drama's first (for command lines and benchmarks; ``BackboneConfig.member(kind)`` is the config).
+KINDS: tuple[str, ...] = tuple(config.kind for config in BACKBONES)
 
 
-def _accepted_keys(cls: type[ResidualStack]) -> set[str]:
-    params = inspect.signature(cls.__init__).parameters
-    return {name for name in params if name != "self"}
-
-
-def make(kind: str, **kwargs: object) -> ResidualStack:
-    """Build the backbone ``kind`` (one of ``KINDS``) from keyword arguments.
-
-    ``d_state`` is silently ignored by the kinds that have no SSM state ("gru", "transformer"). Any other
-    keyword the kind does not accept raises a TypeError naming the key and the kind.
-
-    Example: ``make("mamba2", d_model=512, n_layers=2, dropout=0.1, d_state=16, head_dim=128)``.
-    """
-    if kind not in KINDS:
-        raise ValueError(f"unknown sequence backbone {kind!r}; valid kinds are {sorted(KINDS)}")
-    cls = KINDS[kind]
-    accepted = _accepted_keys(cls)
-    unknown = sorted(k for k in kwargs if k not in accepted and k not in _IGNORED_WHERE_UNUSED)
-    if unknown:
-        users = {k: sorted(name for name, c in KINDS.items() if k in _accepted_keys(c)) for k in unknown}
-        details = "; ".join(
-            f"{k!r} (accepted by {users[k]})" if users[k] else f"{k!r} (accepted by no backbone)" for k in unknown
+def make(config: BackboneConfig) -> ResidualStack:
+    """The backbone ``config`` describes, e.g. ``make(Mamba2Config(d_model=128, n_layers=1, head_dim=32))``."""
+    backbone = BACKBONES.get(type(config))
+    if backbone is None:
+        known = ", ".join(c.__name__ for c in BACKBONES)
+        raise TypeError(
+            f"make() takes a backbone config ({known}), got {type(config).__name__}; "
+            "BackboneConfig.member(kind)() is the default config of a kind name"
         )
-        raise TypeError(f"sequence backbone {kind!r} does not accept {details}; it accepts {sorted(accepted)}")
-    return cls(**{k: v for k, v in kwargs.items() if k in accepted})
+    return backbone(config)
 
 
 def select_state(state: State, index: torch.Tensor | slice | int | list[int]) -> State:

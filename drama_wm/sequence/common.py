@@ -15,14 +15,18 @@ from __future__ import annotations
 import abc
 import math
 from collections.abc import Sequence
+from typing import ClassVar, TypeVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from drama_wm.checks import positive_int
 from drama_wm.layers import RMSNorm
+from drama_wm.sequence.config import BackboneConfig
 
 State = tuple[torch.Tensor, ...]
+C = TypeVar("C", bound=BackboneConfig)
 
 
 class Mixer(nn.Module, abc.ABC):
@@ -61,7 +65,8 @@ class ResidualStack(nn.Module):
     followed by ``h = h + drop(ffn(norm(h)))`` (Transformer blocks), then a final RMSNorm (paper Table 6:
     RMSNorm, pre-norm residual). Shapes: [B, L, d_model] -> [B, L, d_model].
 
-    Subclasses build the mixers; this class owns input validation, the flat state layout and dropout.
+    Subclasses name their config class (``config_class``), build the mixers from a config of it and pass both
+    here; this class owns input validation, the flat state layout and dropout.
 
     ``cpu_tokens_per_pass``: on CPU, ``forward`` processes the batch in groups of about this many tokens
     (whole rows, at least one), which keeps each op's tensors cache-sized; None processes the whole batch at
@@ -69,22 +74,21 @@ class ResidualStack(nn.Module):
     """
 
     cpu_tokens_per_pass: int | None = 2048
+    config_class: ClassVar[type[BackboneConfig]]  #: the config dataclass this backbone is built from
 
     def __init__(
         self,
-        d_model: int,
+        config: BackboneConfig,
         mixers: Sequence[Mixer],
-        dropout: float,
         ffns: Sequence[nn.Module] | None = None,
     ) -> None:
         super().__init__()
-        check_positive_int("d_model", d_model)
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        if len(mixers) < 1:
-            raise ValueError("a backbone needs at least one layer (n_layers >= 1)")
+        if len(mixers) != config.n_layers:
+            raise ValueError(f"got {len(mixers)} mixers for n_layers = {config.n_layers}")
         if ffns is not None and len(ffns) != len(mixers):
             raise ValueError(f"got {len(ffns)} feed-forward blocks for {len(mixers)} mixers")
+        self.config = config
+        d_model, dropout = config.d_model, config.dropout
         self.d_model = d_model
         self.n_layers = len(mixers)
         self.mixers = nn.ModuleList(mixers)
@@ -96,6 +100,18 @@ class ResidualStack(nn.Module):
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self._state_counts = [len(m.state_shapes(1)) for m in mixers]
 
+    @classmethod
+    def checked_config(cls, config: C | None) -> C:
+        """``config``, or the paper's defaults when None; a TypeError when it is not a ``config_class``."""
+        if config is None:
+            return cls.config_class()  # type: ignore[return-value]
+        if not isinstance(config, cls.config_class):
+            raise TypeError(
+                f"{cls.__name__} is built from a {cls.config_class.__name__}, got {type(config).__name__}; "
+                "drama_wm.sequence.make(config) picks the backbone of any BackboneConfig"
+            )
+        return config
+
     # ----------------------------------------------------------------------------------------- state layout
     def state_shapes(self, batch_size: int) -> list[tuple[int, ...]]:
         """Shapes of the flat state tuple for ``batch_size`` rows."""
@@ -105,7 +121,7 @@ class ResidualStack(nn.Module):
         self, batch_size: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None
     ) -> State:
         """Fresh state for ``batch_size`` rows. ``dtype`` (floating tensors only) defaults to the parameters'."""
-        check_positive_int("batch_size", batch_size)
+        positive_int("batch_size", batch_size)
         param = next(self.parameters())
         device = param.device if device is None else torch.device(device)
         dtype = param.dtype if dtype is None else dtype
@@ -227,14 +243,6 @@ class ResidualStack(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------------- checks
-def check_positive_int(name: str, value: object) -> None:
-    """Raise unless ``value`` is an int >= 1 (bools rejected)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-
-
 def _shape_of(x: object) -> str:
     return str(tuple(x.shape)) if isinstance(x, torch.Tensor) else type(x).__name__
 

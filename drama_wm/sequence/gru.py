@@ -9,11 +9,18 @@ the resetting rows is zeroed. The number of GRU calls is 1 + the number of disti
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from drama_wm.sequence.common import Mixer, ResidualStack, State, check_positive_int
+from drama_wm.sequence.common import Mixer, ResidualStack, State
+from drama_wm.sequence.config import BackboneConfig
+
+
+@dataclass(frozen=True)
+class GRUConfig(BackboneConfig, kind="gru"):
+    """A GRU backbone: ``n_layers`` GRU blocks of width ``d_model`` (the fields of :class:`BackboneConfig`)."""
 
 
 class GRUMixer(Mixer):
@@ -56,12 +63,12 @@ class GRU(ResidualStack):
     """Stack of ``n_layers`` pre-norm residual GRU blocks with a final RMSNorm.
 
     Shapes: forward [B, L, d_model] -> [B, L, d_model]; step [B, d_model] -> [B, d_model].
-    State: one hidden state h [B, d_model] per layer.
+    State: one hidden state h [B, d_model] per layer. ``config``: the sizes (the paper's when None).
     """
 
     cpu_tokens_per_pass = None  # the recurrence runs over time: the more rows per step, the better
+    config_class = GRUConfig
 
-    def __init__(self, d_model: int = 512, n_layers: int = 2, dropout: float = 0.0) -> None:
-        check_positive_int("n_layers", n_layers)
-        check_positive_int("d_model", d_model)
-        super().__init__(d_model, [GRUMixer(d_model) for _ in range(n_layers)], dropout)
+    def __init__(self, config: GRUConfig | None = None) -> None:
+        config = self.checked_config(config)
+        super().__init__(config, [GRUMixer(config.d_model) for _ in range(config.n_layers)])

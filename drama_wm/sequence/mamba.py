@@ -16,22 +16,51 @@ O(L * d_inner * N) as autograd through a scan would need.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from drama_wm.checks import positive_int
 from drama_wm.sequence.common import (
     Mixer,
     ResidualStack,
     State,
     causal_depthwise_conv,
-    check_positive_int,
     conv_step,
     inverse_softplus_dt_bias,
 )
+from drama_wm.sequence.config import BackboneConfig
 
 _SCAN_CHUNK = 64  # tokens whose [B, d_inner, N] states are materialised at once inside the scan
+
+
+@dataclass(frozen=True)
+class MambaConfig(BackboneConfig, kind="mamba"):
+    """A Mamba-1 backbone: the fields of :class:`BackboneConfig` and those of each layer (Mamba's defaults)."""
+
+    d_state: int = 16  #: N, SSM state size per channel
+    expand: int = 2  #: E, d_inner = E * D
+    d_conv: int = 4  #: K, causal convolution width
+    dt_rank: int | None = None  #: R, rank of the dt projection; None: ceil(D / 16) (Mamba's "auto")
+    dt_min: float = 1e-3  #: dt starts logUniform[dt_min, dt_max]
+    dt_max: float = 1e-1
+    dt_init_floor: float = 1e-4
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("d_state", "expand", "d_conv"):
+            positive_int(f"MambaConfig.{name}", getattr(self, name))
+        if self.dt_rank is not None:
+            positive_int("MambaConfig.dt_rank", self.dt_rank)
+        if not 0.0 < self.dt_min <= self.dt_max:
+            raise ValueError(f"MambaConfig needs 0 < dt_min <= dt_max, got {self.dt_min}, {self.dt_max}")
+
+    @property
+    def rank(self) -> int:
+        """R, the dt projection's rank with "auto" (None) resolved."""
+        return math.ceil(self.d_model / 16) if self.dt_rank is None else self.dt_rank
 
 
 class _SelectiveScan(torch.autograd.Function):
@@ -247,24 +276,15 @@ class Mamba(ResidualStack):
 
     Shapes: forward [B, L, d_model] -> [B, L, d_model]; step [B, d_model] -> [B, d_model].
     State: per layer (conv_state [B, E*D, K-1], ssm_state [B, E*D, N]), flattened over layers.
-    ``dt_rank`` defaults to ceil(d_model / 16) (Mamba's "auto").
+    ``config``: the sizes (the paper's when None).
     """
 
-    def __init__(
-        self,
-        d_model: int = 512,
-        n_layers: int = 2,
-        dropout: float = 0.0,
-        d_state: int = 16,
-        expand: int = 2,
-        d_conv: int = 4,
-        dt_rank: int | None = None,
-    ) -> None:
-        for name, value in (("n_layers", n_layers), ("d_model", d_model), ("d_state", d_state)):
-            check_positive_int(name, value)
-        for name, value in (("expand", expand), ("d_conv", d_conv)):
-            check_positive_int(name, value)
-        dt_rank = math.ceil(d_model / 16) if dt_rank is None else dt_rank
-        check_positive_int("dt_rank", dt_rank)
-        mixers = [MambaMixer(d_model, d_state, expand, d_conv, dt_rank) for _ in range(n_layers)]
-        super().__init__(d_model, mixers, dropout)
+    config_class = MambaConfig
+
+    def __init__(self, config: MambaConfig | None = None) -> None:
+        c = self.checked_config(config)
+        mixers = [
+            MambaMixer(c.d_model, c.d_state, c.expand, c.d_conv, c.rank, c.dt_min, c.dt_max, c.dt_init_floor)
+            for _ in range(c.n_layers)
+        ]
+        super().__init__(c, mixers)

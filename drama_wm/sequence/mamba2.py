@@ -27,24 +27,27 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from drama_wm.checks import positive_int
 from drama_wm.layers import RMSNorm
 from drama_wm.sequence.common import (
     Mixer,
     ResidualStack,
     State,
     causal_depthwise_conv,
-    check_positive_int,
     conv_step,
     inverse_softplus_dt_bias,
 )
+from drama_wm.sequence.config import BackboneConfig
 
 
 @dataclass(frozen=True)
-class Mamba2Config:
-    """Hyperparameters of one Mamba-2 layer (paper Table 6 defaults).
+class Mamba2Config(BackboneConfig, kind="mamba2"):
+    """A Mamba-2 backbone: the stack's sizes and those of each layer (paper Table 6 defaults: the XS model).
 
     Attributes:
         d_model: D, width of the residual stream (512).
+        n_layers: Mamba-2 blocks in the stack (2).
+        dropout: on each residual branch, in training only (0.1).
         d_state: N, state size per head (16; 32 for the "S" preset).
         expand: E, inner width d_inner = E * D (2).
         head_dim: P, channels per head; H = d_inner / P heads. The paper's Table 6 uses P = 128 (and says
@@ -59,7 +62,6 @@ class Mamba2Config:
         use_kernels: use mamba_ssm's Triton SSD kernel when it is importable and tensors are on CUDA.
     """
 
-    d_model: int = 512
     d_state: int = 16
     expand: int = 2
     head_dim: int = 128
@@ -73,8 +75,9 @@ class Mamba2Config:
     use_kernels: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("d_model", "d_state", "expand", "head_dim", "d_conv", "chunk_size"):
-            check_positive_int(name, getattr(self, name))
+        super().__post_init__()
+        for name in ("d_state", "expand", "head_dim", "d_conv", "chunk_size"):
+            positive_int(f"Mamba2Config.{name}", getattr(self, name))
         if self.d_inner % self.head_dim != 0:
             raise ValueError(f"expand * d_model = {self.d_inner} must be divisible by head_dim = {self.head_dim}")
         if not 0.0 < self.a_init_min <= self.a_init_max:
@@ -418,29 +421,11 @@ class Mamba2(ResidualStack):
 
     Shapes: forward [B, L, d_model] -> [B, L, d_model]; step [B, d_model] -> [B, d_model].
     State: per layer (conv_state [B, E*D + 2N, K-1], ssm_state [B, H, P, N]), flattened over layers.
+    ``config``: the sizes (the paper's when None).
     """
 
-    def __init__(
-        self,
-        d_model: int = 512,
-        n_layers: int = 2,
-        dropout: float = 0.0,
-        d_state: int = 16,
-        expand: int = 2,
-        d_conv: int = 4,
-        head_dim: int = 128,
-        chunk_size: int = 64,
-        use_kernels: bool = True,
-    ) -> None:
-        check_positive_int("n_layers", n_layers)
-        config = Mamba2Config(
-            d_model=d_model,
-            d_state=d_state,
-            expand=expand,
-            head_dim=head_dim,
-            d_conv=d_conv,
-            chunk_size=chunk_size,
-            use_kernels=use_kernels,
-        )
-        super().__init__(d_model, [Mamba2Mixer(config) for _ in range(n_layers)], dropout)
-        self.config = config
+    config_class = Mamba2Config
+
+    def __init__(self, config: Mamba2Config | None = None) -> None:
+        config = self.checked_config(config)
+        super().__init__(config, [Mamba2Mixer(config) for _ in range(config.n_layers)])

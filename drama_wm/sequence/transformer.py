@@ -14,12 +14,31 @@ same sliding-window attention (masked; its cost is still quadratic in the sequen
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from drama_wm.sequence.common import Mixer, ResidualStack, State, check_positive_int
+from drama_wm.checks import positive_int
+from drama_wm.sequence.common import Mixer, ResidualStack, State
+from drama_wm.sequence.config import BackboneConfig
+
+
+@dataclass(frozen=True)
+class TransformerConfig(BackboneConfig, kind="transformer"):
+    """A causal Transformer backbone: the fields of :class:`BackboneConfig` and those of each block."""
+
+    n_heads: int = 8  #: attention heads; d_model must be divisible by it
+    max_len: int = 128  #: attention window: a token sees itself and the max_len - 1 tokens before it
+    mlp_ratio: int = 4  #: MLP width = mlp_ratio * d_model
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        for name in ("n_heads", "max_len", "mlp_ratio"):
+            positive_int(f"TransformerConfig.{name}", getattr(self, name))
+        if self.d_model % self.n_heads != 0:
+            raise ValueError(f"d_model = {self.d_model} must be divisible by n_heads = {self.n_heads}")
 
 
 def alibi_slopes(n_heads: int) -> torch.Tensor:
@@ -149,26 +168,15 @@ class Transformer(ResidualStack):
 
     Shapes: forward [B, L, d_model] -> [B, L, d_model]; step [B, d_model] -> [B, d_model].
     State: per layer (keys, values [B, n_heads, max_len-1, d_model/n_heads], valid [B, max_len-1] bool).
-    ``mlp_ratio`` sets the MLP width (mlp_ratio * d_model).
+    ``config``: the sizes (the paper's when None); the MLP is mlp_ratio * d_model wide.
     """
 
-    def __init__(
-        self,
-        d_model: int = 512,
-        n_layers: int = 2,
-        dropout: float = 0.0,
-        n_heads: int = 8,
-        max_len: int = 128,
-        mlp_ratio: int = 4,
-    ) -> None:
-        for name, value in (("n_layers", n_layers), ("d_model", d_model), ("n_heads", n_heads)):
-            check_positive_int(name, value)
-        check_positive_int("max_len", max_len)
-        check_positive_int("mlp_ratio", mlp_ratio)
-        mixers = [CausalSelfAttention(d_model, n_heads, max_len) for _ in range(n_layers)]
-        ffns = [
-            nn.Sequential(nn.Linear(d_model, mlp_ratio * d_model), nn.SiLU(), nn.Linear(mlp_ratio * d_model, d_model))
-            for _ in range(n_layers)
-        ]
-        super().__init__(d_model, mixers, dropout, ffns)
-        self.max_len = max_len
+    config_class = TransformerConfig
+
+    def __init__(self, config: TransformerConfig | None = None) -> None:
+        c = self.checked_config(config)
+        d, width = c.d_model, c.mlp_ratio * c.d_model
+        mixers = [CausalSelfAttention(d, c.n_heads, c.max_len) for _ in range(c.n_layers)]
+        ffns = [nn.Sequential(nn.Linear(d, width), nn.SiLU(), nn.Linear(width, d)) for _ in range(c.n_layers)]
+        super().__init__(c, mixers, ffns)
+        self.max_len = c.max_len
