@@ -26,7 +26,11 @@ SCALE_DOWN = [
     ("n_eval_episodes=5", "n_eval_episodes=1"),
     ("num_envs=64", "num_envs=4"),
     ("gamma=0.985)", "gamma=0.985, n_steps=16, batch_size=32)"),
-    ("SB3Learner.ppo()", "SB3Learner.ppo(num_envs=4, batch_size=8, n_epochs=1)"),
+    (
+        "DramaConfig.cpu_demo(learner=SB3PPOConfig())",
+        "DramaConfig.tiny(warmup_steps=16, sequence_length=8, "
+        'learner=SB3PPOConfig(num_envs=4, ppo_kwargs={"batch_size": 8, "n_epochs": 1}))',
+    ),
 ]
 
 
