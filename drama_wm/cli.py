@@ -628,21 +628,14 @@ def plot_returns(
 def random_policy_returns(env_id: str, n_episodes: int, seed: int) -> list[float]:
     """Returns of ``n_episodes`` whole episodes of a uniformly random policy (the baseline the demo beats)."""
     from drama_wm.env_recipes import make_env
+    from drama_wm.evaluation import evaluate_policy
 
     env = make_env(env_id, seed=seed)
     env.action_space.seed(seed)
-    returns: list[float] = []
-    env.reset(seed=seed)
-    total = 0.0
-    while len(returns) < n_episodes:
-        _, reward, terminated, truncated, _ = env.step(env.action_space.sample())
-        total += float(reward)
-        if terminated or truncated:
-            returns.append(total)
-            total = 0.0
-            env.reset()
-    env.close()
-    return returns
+    try:
+        return evaluate_policy(lambda _: env.action_space.sample(), env, n_episodes, seed=seed).returns
+    finally:
+        env.close()
 
 
 class _EvaluateUntilSolved:
