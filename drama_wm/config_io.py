@@ -110,6 +110,15 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str | None = None) -> T
     return cls(**values)
 
 
+def is_plain(value: Any) -> bool:
+    """Whether ``value`` is plain data: None, bool, int, float, str, and lists, tuples and str-keyed dicts of them."""
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and is_plain(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return all(is_plain(v) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
 def _plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return to_dict(value)
@@ -176,4 +185,4 @@ def _convert(annotation: Any, value: Any, where: str) -> Any:
     return value  # other annotations (enums, protocols) are taken as stored
 
 
-__all__ = ["Variant", "from_dict", "to_dict"]
+__all__ = ["Variant", "from_dict", "is_plain", "to_dict"]

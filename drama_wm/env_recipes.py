@@ -19,6 +19,8 @@ import gymnasium as gym
 from gymnasium.envs.registration import EnvSpec as GymEnvSpec
 from gymnasium.envs.registration import WrapperSpec
 
+from drama_wm.config_io import is_plain
+
 EnvSpec = gym.Env | str | Callable[[], gym.Env]
 
 
@@ -83,7 +85,7 @@ def env_recipe(env: EnvSpec, instance: gym.Env | None = None) -> dict[str, Any] 
             return None
         spec.to_json()  # raises for wrappers that did not record their arguments, so cannot be made again
         plain = _spec_to_plain(spec)
-        return {"gym_spec": plain} if _is_plain(plain) else None
+        return {"gym_spec": plain} if is_plain(plain) else None
     except Exception:  # wrappers without recorded arguments, entry points that are not import paths, ...
         return None
 
@@ -154,15 +156,6 @@ def _spec_from_plain(plain: dict[str, Any]) -> GymEnvSpec:
     fields = dict(plain)
     wrappers = tuple(WrapperSpec(**w) for w in fields.pop("additional_wrappers"))
     return GymEnvSpec(**fields, additional_wrappers=wrappers)
-
-
-def _is_plain(value: Any) -> bool:
-    """Whether ``value`` is plain data (what a checkpoint stores without pickling objects)."""
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return all(_is_plain(v) for v in value)
-    return value is None or isinstance(value, (bool, int, float, str))
 
 
 __all__ = ["EnvSpec", "env_recipe", "make_env", "make_env_from_recipe", "recipe_name"]

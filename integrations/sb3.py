@@ -34,6 +34,7 @@ from torch import nn
 
 from drama_wm import DreamEnv
 from drama_wm.checks import positive_int
+from drama_wm.config_io import is_plain
 from drama_wm.learners import LearnerConfig
 
 try:
@@ -299,7 +300,7 @@ class SB3Learner:
                 return PPO(policy, vec_env, **kwargs)
 
         learner = cls(factory, rollouts_per_learn, num_envs, observation)
-        if _is_plain(given):
+        if is_plain(given):
             learner.config = SB3PPOConfig(rollouts_per_learn, num_envs, observation, given)
         return learner
 
@@ -428,15 +429,6 @@ def _check_on_policy(model: Any) -> OnPolicyAlgorithm:
     if not isinstance(model.action_space, gym.spaces.Discrete):
         raise TypeError(f"SB3Learner needs a Discrete action space, the model has {model.action_space}")
     return model
-
-
-def _is_plain(value: Any) -> bool:
-    """Whether ``value`` is plain data (what a checkpoint can store without pickling objects)."""
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _is_plain(v) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return all(_is_plain(v) for v in value)
-    return value is None or isinstance(value, (bool, int, float, str))
 
 
 def _class_path(model: BaseAlgorithm) -> str:
