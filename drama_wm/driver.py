@@ -604,7 +604,9 @@ class Drama:
             )
         real_env = env if env is not None else make_env_from_recipe(recipe)
         config = DramaConfig.from_dict(meta["config"])
-        agent = cls(real_env, config, learner, None, device, logdir, tensorboard_log)
+        agent = cls(
+            real_env, config, learner, seed=None, device=device, logdir=logdir, tensorboard_log=tensorboard_log
+        )
         view = None if agent.observation_adapter is None else agent.observation_adapter.to_dict()
         if meta["observation_adapter"] != view:
             raise ValueError(
