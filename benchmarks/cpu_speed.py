@@ -1,4 +1,5 @@
-"""Steady-state real steps per second of ``DramaConfig.cpu_demo()`` on CartPole-v1, with a per-phase breakdown.
+"""Steady-state real steps per second of ``DramaConfig.cpu_demo()`` on CartPole-v1 (or ``--env``), with a per-phase
+breakdown.
 
 Builds ``Drama("CartPole-v1", DramaConfig.cpu_demo(), seed=0, device="cpu")``, runs the 500 warm-up steps and a few
 updates more, then times ``--steps`` real steps. Phases (summing to the wall time of those steps, up to the driver's
@@ -48,7 +49,15 @@ PHASE_NAMES = {
 
 
 # ---------------------------------------------------------------------------------------------------------- worker
-def measure(steps: int, extra_warmup: int, threads: int, seed: int, compile_step: bool = False) -> dict[str, Any]:
+def _timers(agent: Any) -> dict[str, float]:
+    """The driver's phase timers (``agent.progress.timers``; ``agent._timers`` in checkouts before issue 12)."""
+    progress = getattr(agent, "progress", None)
+    return dict(progress.timers if progress is not None else agent._timers)
+
+
+def measure(
+    steps: int, extra_warmup: int, threads: int, seed: int, compile_step: bool = False, env: str = "CartPole-v1"
+) -> dict[str, Any]:
     """Run one agent past warm-up and time ``steps`` steady-state real steps; returns steps/s and phase seconds."""
     import torch
 
@@ -56,7 +65,7 @@ def measure(steps: int, extra_warmup: int, threads: int, seed: int, compile_step
     import drama_wm
     from drama_wm import Drama, DramaConfig
 
-    agent = Drama("CartPole-v1", DramaConfig.cpu_demo(), seed=seed, device="cpu")
+    agent = Drama(env, DramaConfig.cpu_demo(), seed=seed, device="cpu")
     dream = agent.dream
     compiled = compile_step and hasattr(dream, "compile_step")  # checkouts without the option step eagerly
     if compiled:
@@ -80,12 +89,13 @@ def measure(steps: int, extra_warmup: int, threads: int, seed: int, compile_step
     agent.learn(agent.config.warmup_steps + extra_warmup, progress_bar=False)
     warmup_seconds = time.perf_counter() - build_start
 
-    timers_before = dict(agent.progress.timers)
+    timers_before = _timers(agent)
     spent_before = dict(spent)
     start = time.perf_counter()
     agent.learn(steps, progress_bar=False)
     wall = time.perf_counter() - start
-    delta = {k: agent.progress.timers[k] - timers_before[k] for k in ("env", "world_model", "behaviour")}
+    timers_after = _timers(agent)
+    delta = {k: timers_after[k] - timers_before[k] for k in ("env", "world_model", "behaviour")}
     phases = {
         "env": delta["env"],
         "world_model": delta["world_model"],
@@ -122,6 +132,8 @@ def run_worker(checkout: Path, args: argparse.Namespace) -> dict[str, Any]:
         str(args.threads),
         "--seed",
         str(args.seed),
+        "--env",
+        args.env,
         *(["--compile-step"] if args.compile_step else []),
     ]
     out = subprocess.run(cmd, env=env, cwd=str(checkout), capture_output=True, text=True)
@@ -194,6 +206,7 @@ def main() -> None:
     parser.add_argument("--extra-warmup", type=int, default=20, help="real steps with updates before timing")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--env", default="CartPole-v1", help="any env id Drama takes, e.g. MinAtar/Breakout-v1")
     parser.add_argument("--rounds", type=int, default=2, help="runs per checkout (alternating with the baseline)")
     parser.add_argument("--baseline-rev", default=None, help="git revision to time side by side (temporary worktree)")
     parser.add_argument("--out", default="cpu_speed.md", help="result file in benchmarks/results ('' for none)")
@@ -206,7 +219,8 @@ def main() -> None:
     args = parser.parse_args()
 
     if args.worker:
-        print(json.dumps(measure(args.steps, args.extra_warmup, args.threads, args.seed, args.compile_step)))
+        result = measure(args.steps, args.extra_warmup, args.threads, args.seed, args.compile_step, args.env)
+        print(json.dumps(result))
         return
 
     # A terminated run (e.g. by ``timeout``) still removes its temporary worktree.
@@ -240,7 +254,7 @@ def main() -> None:
             shutil.rmtree(tmp, ignore_errors=True)
     summaries = {name: summarize(r) for name, r in runs.items()}
     lines = [
-        "# cpu_demo on CartPole-v1: steady-state real steps per second\n",
+        f"# cpu_demo on {args.env}: steady-state real steps per second\n",
         f"- machine: {machine_line(args.threads)}",
         f"- 1-minute load average before and after each round: {', '.join(loads)} (other processes share the cores)",
         f"- command: `{shlex.join(['python', 'benchmarks/cpu_speed.py', *sys.argv[1:]])}`",
