@@ -44,7 +44,7 @@ class CheckpointError(ValueError):
     """A file that is not a loadable drama_wm checkpoint: foreign, damaged, unsafe or of another format version."""
 
 
-def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> Path:
+def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], object]) -> Path:
     """Call ``write(file)`` on a temporary file in the target's folder, fsync it, then ``os.replace`` onto ``path``.
 
     ``os.replace`` is atomic on POSIX and Windows, so a reader sees either the old file or the complete new one; an

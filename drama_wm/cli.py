@@ -403,7 +403,7 @@ def preset_of(config: DramaConfig) -> str | None:
 def _check_resume_matches(agent: Drama, given: dict[str, Any], checkpoint_every: int) -> dict[str, Any]:
     """The settings of the checkpoint's run; flags given that would change the run are an error, not ignored."""
     config = agent.config
-    saved = {
+    saved: dict[str, Any] = {  # str values but the seed's (int or None)
         "env": agent.env_spec or agent.env_name,
         "preset": preset_of(config),
         "sampler": config.sampler.kind,

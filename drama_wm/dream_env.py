@@ -217,7 +217,8 @@ class DreamEnv(gym.vector.VectorEnv):
             obs = self._observations()
         return self._output(obs), self._output(reward), self._output(terminated), self._output(truncated), infos
 
-    def render(self) -> np.ndarray | None:
+    # One stacked array rather than VectorEnv's tuple of frames (tests and SB3's tiling rely on it).
+    def render(self) -> np.ndarray | None:  # type: ignore[override]
         """Frames decoded from every sub-env's current latent, uint8 [num_envs, H, W, C]."""
         if not self.world_model.is_image or self._carry is None:
             return None
@@ -309,10 +310,12 @@ class DreamEnv(gym.vector.VectorEnv):
             self._restart_pending = bool(self._needs_reset.any())
 
     def _observations(self) -> torch.Tensor:
+        carry = self._carry
+        assert carry is not None  # observed only after the first reset has set it
         with torch.no_grad():
             if self.observation == "latent":
-                return self.world_model.features(self._carry.z, self._carry.state).float()
-            return self.world_model.decode(self._carry.z)
+                return self.world_model.features(carry.z, carry.state).float()
+            return self.world_model.decode(carry.z)
 
     def _output(self, value: torch.Tensor) -> Any:
         return value if self.array_type == "torch" else value.cpu().numpy()
@@ -350,8 +353,13 @@ class _StepGraph:
     def __init__(self, dream: DreamEnv, noise: tuple[torch.Tensor, torch.Tensor | None]) -> None:
         device = dream.device
         self.action = torch.zeros(dream.num_envs, dtype=torch.long, device=device)
-        self.noise = tuple(None if x is None else torch.zeros_like(x) for x in noise)  # static input buffers
+        latent_noise, termination_noise = noise
+        self.noise: tuple[torch.Tensor, torch.Tensor | None] = (  # static input buffers
+            torch.zeros_like(latent_noise),
+            None if termination_noise is None else torch.zeros_like(termination_noise),
+        )
         carry = dream._carry
+        assert carry is not None  # step() checks that a reset came first
         # Warm up on a side stream first: lazy library initialisation and kernel autotuning must not be captured.
         side = torch.cuda.Stream(device)
         side.wait_stream(torch.cuda.current_stream(device))
@@ -369,6 +377,7 @@ class _StepGraph:
     @staticmethod
     def _key(dream: DreamEnv) -> tuple[int, ...]:
         """Storage addresses the graph was captured on: parameters, buffers and the carried state."""
+        assert dream._carry is not None  # step() checks that a reset came first
         tensors = (*dream.world_model.parameters(), *dream.world_model.buffers(), *dream._carry.tensors())
         return tuple(t.data_ptr() for t in tensors)
 
@@ -379,9 +388,12 @@ class _StepGraph:
         self, action: torch.Tensor, noise: tuple[torch.Tensor, torch.Tensor | None]
     ) -> tuple[torch.Tensor, torch.Tensor]:
         self.action.copy_(action)
-        for static, value in zip(self.noise, noise, strict=True):
-            if static is not None:
-                static.copy_(value)
+        static_latent, static_termination = self.noise
+        latent_noise, termination_noise = noise
+        static_latent.copy_(latent_noise)
+        if static_termination is not None:
+            assert termination_noise is not None  # a dream draws the same kinds of noise every step
+            static_termination.copy_(termination_noise)
         self.graph.replay()
         return self.reward.clone(), self.terminated.clone()
 

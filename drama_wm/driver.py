@@ -122,8 +122,8 @@ class Drama:
             self.device
         )
         self.replay = ReplayBuffer(
-            raw_env.observation_space,
-            raw_env.action_space,
+            self.world_model.observation_space,  # raw_env's spaces, checked (and typed) by the world model
+            self.world_model.action_space,
             config.replay_capacity,
             sampler=config.sampler,
             seed=seed,
@@ -412,7 +412,9 @@ class Drama:
         observations), use :meth:`predict_features`.
         """
         obs = np.asarray(observation)
-        raw_shape = tuple(self._real_env.observation_space.shape)
+        real_shape = self._real_env.observation_space.shape
+        assert real_shape is not None  # a Box: the world model rejected every other space at construction
+        raw_shape = tuple(real_shape)
         if obs.shape == raw_shape:
             single, batch = True, obs[None]
         elif obs.shape[1:] == raw_shape:

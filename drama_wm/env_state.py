@@ -149,7 +149,7 @@ def _nothing(layer: Any, state: dict[str, Any]) -> None:
     return None
 
 
-def _attributes(*names: str) -> tuple[CaptureFn, RestoreFn]:
+def _attributes(*names: str) -> tuple[Callable[[Any], dict[str, Any]], RestoreFn]:
     """A handler that copies the attributes ``names`` (ints, floats, arrays, tuples, dicts of them)."""
 
     def capture_fn(layer: Any) -> dict[str, Any]:
@@ -163,7 +163,7 @@ def _attributes(*names: str) -> tuple[CaptureFn, RestoreFn]:
 
 
 def _rng_state(generator: np.random.Generator | None) -> dict[str, Any] | None:
-    return None if generator is None else copy.deepcopy(generator.bit_generator.state)
+    return None if generator is None else dict(copy.deepcopy(generator.bit_generator.state))
 
 
 def _rng_from(state: dict[str, Any] | None) -> np.random.Generator | None:
@@ -191,7 +191,8 @@ def _base_env_rngs(env: gym.Env) -> dict[str, Any]:
 def _restore_base_env_rngs(env: gym.Env, state: dict[str, Any]) -> None:
     env._np_random = _rng_from(state["np_random"])
     env._np_random_seed = state["np_random_seed"]
-    env.action_space._np_random = _rng_from(state["action_space_rng"])
+    # gymnasium declares Space._np_random a Generator, though a space starts with None (unseeded) as here
+    env.action_space._np_random = _rng_from(state["action_space_rng"])  # type: ignore[assignment]
 
 
 def _base_env(*names: str) -> tuple[CaptureFn, RestoreFn]:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import overload
 
 import torch
 from torch import nn
@@ -29,8 +30,14 @@ class LaProp(torch.optim.Optimizer):
             raise ValueError(f"invalid LaProp settings: lr={lr}, betas={betas}, eps={eps}")
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps, "weight_decay": weight_decay})
 
+    @overload
+    def step(self, closure: None = None) -> None: ...
+
+    @overload
+    def step(self, closure: Callable[[], float]) -> float: ...
+
     @torch.no_grad()
-    def step(self, closure=None):
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:
         """One LaProp step for every parameter with a gradient.
 
         Parameters are updated with ``torch._foreach_*`` ops, one call per operation for all parameters that share a
@@ -53,7 +60,7 @@ class LaProp(torch.optim.Optimizer):
                 state["step"] += 1
                 by_step.setdefault(state["step"], []).append(p)
             for t, params in by_step.items():
-                grads = [p.grad for p in params]
+                grads = [p.grad for p in params if p.grad is not None]  # all of them: filtered above
                 exp_avg = [self.state[p]["exp_avg"] for p in params]
                 exp_avg_sq = [self.state[p]["exp_avg_sq"] for p in params]
                 torch._foreach_mul_(exp_avg_sq, beta2)

@@ -80,7 +80,8 @@ class SamplerConfig:
             raise ValueError(f"sampler kind must be one of {SAMPLER_KINDS}, got {self.kind!r}")
         for name in ("tau", "tau_img", "imagine_scale"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:  # rejects NaN too
+            # `not value > 0` rejects NaN too; typeshed's numbers.Real declares no __gt__
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:  # type: ignore[operator]
                 raise ValueError(f"SamplerConfig.{name} must be a positive number, got {value!r}")
         if not isinstance(self.replacement, bool):
             raise TypeError(f"SamplerConfig.replacement must be a bool, got {self.replacement!r}")
@@ -116,9 +117,9 @@ def _check_purpose(purpose: str) -> None:
 
 
 def _check_spaces(observation_space: gym.Space, action_space: gym.Space) -> None:
-    is_box = isinstance(observation_space, gym.spaces.Box)
-    image = is_box and len(observation_space.shape) == 3 and observation_space.dtype == np.uint8
-    vector = is_box and len(observation_space.shape) == 1 and np.issubdtype(observation_space.dtype, np.floating)
+    box = observation_space if isinstance(observation_space, gym.spaces.Box) else None
+    image = box is not None and len(box.shape) == 3 and box.dtype == np.uint8
+    vector = box is not None and len(box.shape) == 1 and np.issubdtype(box.dtype, np.floating)
     if not (image or vector):
         raise TypeError(
             f"unsupported observation space {observation_space}: expected a uint8 Box of shape (H, W, C) "
@@ -333,15 +334,16 @@ class ReplayBuffer:
         """The windows at the (already checked) storage indices ``drawn`` [B], with observations gathered on the
         buffer's device copy when ``device`` is that device."""
         index = (drawn[:, None] + np.arange(length)) % self.capacity  # [B, T]: gathers only the drawn windows
-        on_device = self._device_observations is not None and device is not None
-        on_device = on_device and _resolve(torch.device(device)) == self.device
+        device_observations = self._device_observations
+        if device is None or device_observations is None or _resolve(torch.device(device)) != self.device:
+            device_observations = None  # gather the observations on the host
         fields = {
             name: torch.as_tensor(array[index], device=device)
             for name, array in self._data.items()
-            if not (on_device and name == "observation")
+            if not (device_observations is not None and name == "observation")
         }
-        if on_device:
-            fields["observation"] = self._device_observations[torch.as_tensor(index, device=self.device)]
+        if device_observations is not None:
+            fields["observation"] = device_observations[torch.as_tensor(index, device=self.device)]
         return Batch(**fields, start=torch.as_tensor(drawn, device=device))
 
     def _starts_or_raise(self, length: int, purpose: str) -> np.ndarray:

@@ -238,7 +238,7 @@ def _as_kind(current: Any, kind: str, key: str) -> Any:
     from drama_wm.config_io import Variant
     from drama_wm.sequence import BackboneConfig
 
-    family = next(c for c in type(current).__mro__ if Variant in c.__bases__)
+    family = next(c for c in type(current).__mro__ if Variant in c.__bases__ and issubclass(c, Variant))
     if kind not in family.kinds():
         kinds = ", ".join(family.kinds())
         raise ValueError(f"--set {key}={kind}: expected a kind of {family.__name__}, one of {kinds}")
@@ -372,7 +372,7 @@ class _SB3Run(_Learner):
         model_path = folder / "model.zip"
         if model_path.exists():
             self.model = algo.load(model_path, env=env, device="cpu")
-            if self.dqn and (folder / "replay.pkl").exists():
+            if isinstance(self.model, sb3.DQN) and (folder / "replay.pkl").exists():  # i.e. self.dqn
                 self.model.load_replay_buffer(folder / "replay.pkl")
         else:
             kwargs: dict[str, Any] = {}
@@ -400,7 +400,7 @@ class _SB3Run(_Learner):
 
     def evaluate(self, episodes: int, seed: int, max_steps: int) -> list[float]:
         env = make_real_env(self.spec.env, False, max_steps)
-        returns = []
+        returns: list[float] = []
         obs, _ = env.reset(seed=seed)
         total = 0.0
         while len(returns) < episodes:
@@ -421,7 +421,11 @@ class _SB3Run(_Learner):
             os.replace(tmp, target)
 
         if self.dqn:  # the buffer first: a model.zip never pairs with an older buffer than its own
-            via_temp(folder / "replay.pkl", lambda p: self.model.save_replay_buffer(p))
+            from stable_baselines3 import DQN
+
+            dqn = self.model
+            assert isinstance(dqn, DQN)  # self.dqn: built (or loaded) as one
+            via_temp(folder / "replay.pkl", lambda p: dqn.save_replay_buffer(p))
         via_temp(folder / "model.zip", lambda p: self.model.save(p))
 
 

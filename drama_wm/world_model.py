@@ -221,11 +221,12 @@ class WorldModel(nn.Module):
     ) -> None:
         super().__init__()
         self.config = config = config or WorldModelConfig.xs()
-        self.observation_space = observation_space
-        self.action_space = action_space
         self.is_image = _check_observation_space(observation_space, config)
+        assert isinstance(observation_space, gym.spaces.Box)  # _check_observation_space raised otherwise
+        self.observation_space: gym.spaces.Box = observation_space
         if not isinstance(action_space, gym.spaces.Discrete):
             raise TypeError(f"WorldModel supports Discrete action spaces only, got {action_space}")
+        self.action_space: gym.spaces.Discrete = action_space
         self.n_actions = int(action_space.n)
         if self.is_image and observation_space.shape[0] <= MAX_GRID_SIDE:
             h, w, c = observation_space.shape
@@ -238,7 +239,7 @@ class WorldModel(nn.Module):
             self.encoder = _ConvEncoder(channels, config)
             side = config.image_size // int(np.prod(config.encoder_strides))
             embed_dim = config.encoder_channels[-1] * side * side
-            self.decoder: nn.Module = _ConvDecoder(channels, config)
+            self.decoder = _ConvDecoder(channels, config)
         else:
             obs_dim = observation_space.shape[0]
             self.encoder = mlp(obs_dim, config.vector_hidden, config.vector_hidden, config.vector_layers)

@@ -101,7 +101,7 @@ class DreamVecEnv(VecEnv):
 
     def set_options(self, options: list[dict] | dict | None = None) -> None:
         """DreamEnv resets take no options through SB3 (``reset()`` always restarts every dream)."""
-        given = options if isinstance(options, list) else [options]
+        given: list[dict | None] = list(options) if isinstance(options, list) else [options]
         if any(given):
             raise ValueError(f"DreamVecEnv.reset() restarts every dream and takes no options, got {options!r}")
 
@@ -121,8 +121,9 @@ class DreamVecEnv(VecEnv):
             raise RuntimeError("call step_async(actions) before step_wait()")
         actions, self._actions = self._actions, None
         self._steps_since_reset += 1
-        last = self.rollout_length is not None and self._steps_since_reset >= self.rollout_length
-        if last and self._steps_since_reset > self.rollout_length:
+        limit = self.rollout_length
+        last = limit is not None and self._steps_since_reset >= limit
+        if limit is not None and self._steps_since_reset > limit:
             raise RuntimeError(f"stepped past rollout_length={self.rollout_length} without reset()")
         obs, reward, terminated, truncated, info = self.dream.step(actions, autoreset=not last)
         # DreamEnv's truncated already excludes sub-envs whose predicted termination fired on the same step.
@@ -278,7 +279,9 @@ class SB3Learner:
         policy = ppo_kwargs.pop("policy", "CnnPolicy" if cnn else "MlpPolicy")
 
         def factory(vec_env: VecEnv) -> PPO:
-            dream: DreamEnv = vec_env.unwrapped.dream
+            adapter = vec_env.unwrapped
+            assert isinstance(adapter, DreamVecEnv)  # bind() calls the factory with its wrapped DreamVecEnv
+            dream = adapter.dream
             n_steps = ppo_kwargs.get("n_steps", dream.horizon)
             kwargs: dict[str, Any] = {
                 "n_steps": n_steps,
@@ -320,6 +323,7 @@ class SB3Learner:
         adapter = DreamVecEnv(dream)
         vec_env = VecMonitor(adapter)  # adds info["episode"], so SB3 tracks imagined returns
         if self.model is None:  # first bind of a factory-built learner
+            assert self._factory is not None  # __init__ took either a model or a factory
             self.model = _check_on_policy(self._factory(vec_env))
         model = self.model
         # learn() resets the dream before every call: its last step need not restart finished dreams.
@@ -344,8 +348,10 @@ class SB3Learner:
 
     def learn(self) -> dict[str, float]:
         """``rollouts_per_learn`` rollouts + updates from fresh dreams; returns SB3's metrics prefixed "behaviour/"."""
-        model = self._require_bound()
-        model.set_env(model.get_env(), force_reset=True)  # fresh contexts for the (possibly updated) world model
+        model, _ = self._require_bound()
+        bound_env = model.get_env()
+        assert bound_env is not None  # bind() attached one
+        model.set_env(bound_env, force_reset=True)  # fresh contexts for the (possibly updated) world model
         model.learn(
             total_timesteps=self.rollouts_per_learn * model.n_steps * model.n_envs,
             reset_num_timesteps=False,
@@ -364,9 +370,9 @@ class SB3Learner:
 
     def act(self, features: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """features [B, feature_dim] (world-model features [z_t, d_{t-1}]) -> actions [B] int64."""
-        model = self._require_bound()
+        model, dream = self._require_bound()
         x = np.asarray(features)
-        dim = self.dream.world_model.config.feature_dim
+        dim = dream.world_model.config.feature_dim
         if x.ndim != 2 or x.shape[1] != dim:
             raise ValueError(f"features must have shape [B, {dim}], got {x.shape}")
         obs = x if self.observation == "latent" else self._decode(x)
@@ -377,7 +383,7 @@ class SB3Learner:
         """The SB3 model as tensors and plain data: its class path, the policy's weights and optimiser state and the
         counters that drive SB3's schedules (no pickled objects, unlike SB3's own zip files, so checkpoints load
         with ``weights_only=True``)."""
-        model = self._require_bound()
+        model, _ = self._require_bound()
         return {
             "algorithm": _class_path(model),
             "observation": self.observation,
@@ -390,7 +396,7 @@ class SB3Learner:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a :meth:`state_dict` into this learner's model (built by ``bind`` with the same algorithm and
         policy architecture; the driver binds before loading)."""
-        model = self._require_bound()
+        model, _ = self._require_bound()
         if state["algorithm"] != _class_path(model) or state["observation"] != self.observation:
             raise ValueError(
                 f"the checkpoint holds a {state['algorithm']} model on {state['observation']!r} observations; this "
@@ -407,15 +413,17 @@ class SB3Learner:
         model._n_updates = int(state["n_updates"])
 
     # ----------------------------------------------------------------------------------------------------------------
-    def _require_bound(self) -> OnPolicyAlgorithm:
+    def _require_bound(self) -> tuple[OnPolicyAlgorithm, DreamEnv]:
+        """The model and the dream once ``bind`` has attached them."""
         if self.dream is None or self.model is None:
             raise RuntimeError("call bind(dream) first")
-        return self.model
+        return self.model, self.dream
 
     def _decode(self, features: np.ndarray) -> np.ndarray:
         """features [B, feature_dim] -> frames uint8 [B, H, W, C] decoded from their z_t part."""
-        wm = self.dream.world_model
-        z = torch.as_tensor(features[:, : wm.config.latent_dim], dtype=torch.float32, device=self.dream.device)
+        _, dream = self._require_bound()
+        wm = dream.world_model
+        z = torch.as_tensor(features[:, : wm.config.latent_dim], dtype=torch.float32, device=dream.device)
         with torch.no_grad():
             return wm.decode(z).cpu().numpy()
 

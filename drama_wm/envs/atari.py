@@ -143,6 +143,9 @@ class LifeLossTermination(gym.Wrapper):
 class SeedOnFirstReset(gym.Wrapper):
     """Use ``seed`` for the first ``reset()`` that is not given one explicitly; later resets are unseeded."""
 
+    #: set by :func:`make_atari` on the outermost wrapper: how to build the env again (see ``env_recipe``)
+    make_atari_args: dict[str, Any] | None = None
+
     def __init__(self, env: gym.Env, seed: int | None) -> None:
         super().__init__(env)
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):

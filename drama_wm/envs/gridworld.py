@@ -19,7 +19,7 @@ action taken in that frame, so a trajectory of T frames is T x 26 tokens (paper:
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -114,7 +114,7 @@ class GridWorld(gym.Env):
     cells). ``info`` has "agent_pos", "goal_pos" (tuples, after the step) and, from ``step()``, "goal_reached".
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"]}
+    metadata: dict[str, Any] = {"render_modes": ["rgb_array"]}  # noqa: RUF012 (an instance variable in gymnasium.Env)
 
     def __init__(self, max_steps: int = 100, render_size: int | None = None, render_mode: str | None = None):
         positive_int("max_steps", max_steps)

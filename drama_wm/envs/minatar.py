@@ -12,6 +12,8 @@ the grid to a float vector instead (:func:`make_minatar_vector`).
 
 from __future__ import annotations
 
+from typing import Any
+
 import gymnasium as gym
 import numpy as np
 
@@ -55,13 +57,13 @@ def _check_id(env_id: str) -> None:
         raise ValueError(f"unknown MinAtar id {env_id!r}: use one of {games} (or -v0 for the full action set)")
 
 
-def make_minatar(env_id: str, **kwargs: object) -> gym.Env:
+def make_minatar(env_id: str, **kwargs: Any) -> gym.Env:
     """The MinAtar game ``env_id`` as Drama sees it: uint8 (10, 10, C) frames with cells 0 / 255."""
     _check_id(env_id)
     return BinaryGridObservation(gym.make(env_id, **kwargs))
 
 
-def make_minatar_vector(env_id: str, **kwargs: object) -> gym.Env:
+def make_minatar_vector(env_id: str, **kwargs: Any) -> gym.Env:
     """The MinAtar game ``env_id`` for model-free baselines: the grid flattened to a float32 vector of 0 / 1."""
     _check_id(env_id)
     env = gym.make(env_id, **kwargs)

@@ -17,7 +17,7 @@ covers the pixels (y, x) with y * grid // size = r and x * grid // size = c.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -43,7 +43,7 @@ class Catch(gym.Env):
     Deterministic given the seed of the first ``reset``.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"]}
+    metadata: dict[str, Any] = {"render_modes": ["rgb_array"]}  # noqa: RUF012 (an instance variable in gymnasium.Env)
 
     def __init__(self, size: int = 64, grid: int = 8, max_steps: int = 100, render_mode: str | None = None):
         int_at_least("grid", grid, 3)

@@ -105,7 +105,8 @@ class ActorCritic:
                 "ActorCritic needs a DreamEnv built with its dream_options (torch arrays, DISABLED autoreset)"
             )
         feature_space, action_space = dream.single_observation_space, dream.single_action_space
-        if not isinstance(action_space, gym.spaces.Discrete) or len(feature_space.shape) != 1:
+        shape = feature_space.shape
+        if not isinstance(action_space, gym.spaces.Discrete) or shape is None or len(shape) != 1:
             raise TypeError(
                 f"ActorCritic needs flat features and Discrete actions, got {feature_space}, {action_space}"
             )
@@ -114,12 +115,13 @@ class ActorCritic:
             return
         device = dream.device
         c = self.config
-        dim = feature_space.shape[0]
+        dim = shape[0]
         self.device = torch.device(device)
         self.actor = mlp(dim, c.actor_hidden, int(action_space.n), c.actor_layers).to(self.device)
         self.critic = mlp(dim, c.critic_hidden, c.value_bins, c.critic_layers).to(self.device)
         # Zero the output layers: uniform initial policy and a critic that predicts 0 (DreamerV3).
         for head in (self.actor[-1], self.critic[-1]):
+            assert isinstance(head, nn.Linear)  # mlp() ends in a Linear head
             nn.init.zeros_(head.weight)
             nn.init.zeros_(head.bias)
         self.slow_critic = copy.deepcopy(self.critic).requires_grad_(False)
@@ -130,22 +132,24 @@ class ActorCritic:
         self.return_scale = torch.zeros((), device=self.device)
         self.updates = 0
 
-    def _require_bound(self) -> None:
+    def _require_bound(self) -> nn.Module:
+        """The actor, once ``bind`` has built the networks (then every other network exists too)."""
         if self.actor is None:
             raise RuntimeError("call bind(dream) first")
+        return self.actor
 
     @torch.no_grad()
     def act(self, features: np.ndarray | torch.Tensor, deterministic: bool = False) -> np.ndarray:
         """features [B, feature_dim] -> actions [B] (int64 numpy)."""
-        self._require_bound()
+        actor = self._require_bound()
         x = torch.as_tensor(np.asarray(features) if not torch.is_tensor(features) else features, device=self.device)
-        logits = self.actor(x.float())
+        logits = actor(x.float())
         action = logits.argmax(-1) if deterministic else torch.distributions.Categorical(logits=logits).sample()
         return action.cpu().numpy()
 
     def learn(self) -> dict[str, float]:
         """Imagine ``horizon`` steps from fresh DFS starts in the bound dream; one actor and one critic update."""
-        self._require_bound()
+        actor = self._require_bound()
         c, dream = self.config, self.dream
 
         # 1. Imagination: no gradients flow into the world model (REINFORCE needs none).
@@ -153,7 +157,7 @@ class ActorCritic:
         feats, actions, rewards, conts = [obs], [], [], []
         for _ in range(dream.horizon):
             with torch.no_grad():  # validate_args=False: its checks of the logits would also sync every step
-                action = torch.distributions.Categorical(logits=self.actor(obs), validate_args=False).sample()
+                action = torch.distributions.Categorical(logits=actor(obs), validate_args=False).sample()
             obs, reward, terminated, _, _ = dream.step(action)
             feats.append(obs)
             actions.append(action)
@@ -178,11 +182,11 @@ class ActorCritic:
             advantage = (returns - value[:-1]) / self.return_scale.clamp_min(1.0)
 
         # 4. Actor: REINFORCE + entropy bonus.
-        dist = torch.distributions.Categorical(logits=self.actor(feats_t[:-1]))
+        dist = torch.distributions.Categorical(logits=actor(feats_t[:-1]))
         entropy = dist.entropy()
         actor_loss = -(weight * (dist.log_prob(action_t) * advantage + c.entropy_coef * entropy)).mean()
         actor_norm, actor_ok = apply_gradients(
-            actor_loss, self.actor, self.actor_opt, c.lr, self.updates, 0, c.grad_clip
+            actor_loss, actor, self.actor_opt, c.lr, self.updates, 0, c.grad_clip
         )
 
         # Critic: two-hot regression on the returns, regularised towards the slow critic.
@@ -220,10 +224,10 @@ class ActorCritic:
         return self._quantile_levels[1]
 
     def state_dict(self) -> dict[str, Any]:
-        self._require_bound()
+        actor = self._require_bound()
         return {
             "config": to_dict(self.config),
-            "actor": self.actor.state_dict(),
+            "actor": actor.state_dict(),
             "critic": self.critic.state_dict(),
             "slow_critic": self.slow_critic.state_dict(),
             "actor_opt": self.actor_opt.state_dict(),
@@ -233,10 +237,10 @@ class ActorCritic:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._require_bound()
+        actor = self._require_bound()
         if from_dict(ActorCriticConfig, state["config"]) != self.config:
             raise ValueError("checkpoint was saved with a different ActorCriticConfig than this learner's")
-        self.actor.load_state_dict(state["actor"])
+        actor.load_state_dict(state["actor"])
         self.critic.load_state_dict(state["critic"])
         self.slow_critic.load_state_dict(state["slow_critic"])
         self.actor_opt.load_state_dict(state["actor_opt"])

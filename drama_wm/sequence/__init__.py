@@ -15,6 +15,9 @@ from before a start reaches outputs at or after it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import cast
+
 import torch
 
 from drama_wm.sequence.common import ResidualStack, State
@@ -61,7 +64,8 @@ def make(config: BackboneConfig) -> ResidualStack:
             f"make() takes a backbone config ({known}), got {type(config).__name__}; "
             "BackboneConfig.member(kind)() is the default config of a kind name"
         )
-    return backbone(config)
+    # Each backbone's __init__ takes its config alone (the base class's also takes the mixers).
+    return cast(Callable[[BackboneConfig], ResidualStack], backbone)(config)
 
 
 def select_state(state: State, index: torch.Tensor | slice | int | list[int]) -> State:

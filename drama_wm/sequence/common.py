@@ -15,7 +15,7 @@ from __future__ import annotations
 import abc
 import math
 from collections.abc import Sequence
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 
 import torch
 import torch.nn.functional as F
@@ -112,10 +112,15 @@ class ResidualStack(nn.Module):
             )
         return config
 
+    @property
+    def _layer_mixers(self) -> Sequence[Mixer]:
+        """``self.mixers`` typed as what it holds (an ``nn.ModuleList`` yields plain Modules to a type checker)."""
+        return cast(Sequence[Mixer], self.mixers)
+
     # ----------------------------------------------------------------------------------------- state layout
     def state_shapes(self, batch_size: int) -> list[tuple[int, ...]]:
         """Shapes of the flat state tuple for ``batch_size`` rows."""
-        return [shape for m in self.mixers for shape in m.state_shapes(batch_size)]
+        return [shape for m in self._layer_mixers for shape in m.state_shapes(batch_size)]
 
     def init_state(
         self, batch_size: int, device: torch.device | str | None = None, dtype: torch.dtype | None = None
@@ -127,7 +132,7 @@ class ResidualStack(nn.Module):
         dtype = param.dtype if dtype is None else dtype
         if not dtype.is_floating_point:
             raise TypeError(f"state dtype must be floating point, got {dtype}")
-        return tuple(s for m in self.mixers for s in m.init_state(batch_size, device, dtype))
+        return tuple(s for m in self._layer_mixers for s in m.init_state(batch_size, device, dtype))
 
     def _split_state(self, state: State) -> list[State]:
         out, i = [], 0
@@ -204,10 +209,10 @@ class ResidualStack(nn.Module):
         """The stack over an already validated batch (see ``forward``)."""
         new_state: list[torch.Tensor] = []
         h = x
-        for i, (mixer, layer_state) in enumerate(zip(self.mixers, self._split_state(state), strict=True)):
+        for i, (mixer, layer_state) in enumerate(zip(self._layer_mixers, self._split_state(state), strict=True)):
             y, s = mixer(self.mixer_norms[i](h), layer_state, first)
             h = h + self.dropout(y)
-            if self.ffns is not None:
+            if self.ffns is not None and self.ffn_norms is not None:
                 h = h + self.dropout(self.ffns[i](self.ffn_norms[i](h)))
             new_state.extend(s)
         return self.final_norm(h), tuple(new_state)
@@ -233,10 +238,10 @@ class ResidualStack(nn.Module):
             state = tuple(s.masked_fill(first.view(-1, *[1] * (s.dim() - 1)), 0) for s in state)
         new_state: list[torch.Tensor] = []
         h = x
-        for i, (mixer, layer_state) in enumerate(zip(self.mixers, self._split_state(state), strict=True)):
+        for i, (mixer, layer_state) in enumerate(zip(self._layer_mixers, self._split_state(state), strict=True)):
             y, s = mixer.step(self.mixer_norms[i](h), layer_state)
             h = h + self.dropout(y)
-            if self.ffns is not None:
+            if self.ffns is not None and self.ffn_norms is not None:
                 h = h + self.dropout(self.ffns[i](self.ffn_norms[i](h)))
             new_state.extend(s)
         return self.final_norm(h), tuple(new_state)
@@ -274,7 +279,7 @@ class _ShiftedMultiplyAdd(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx: torch.autograd.function.FunctionCtx,
+        ctx: Any,  # Any, as in torch.autograd.Function: FunctionCtx's stub has no saved_tensors
         xt: torch.Tensor,
         weight: torch.Tensor,
         bias: torch.Tensor,
@@ -291,7 +296,7 @@ class _ShiftedMultiplyAdd(torch.autograd.Function):
 
     @staticmethod
     def backward(
-        ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor
+        ctx: Any, grad: torch.Tensor
     ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None, None]:
         xt, weight, keep = ctx.saved_tensors
         k = weight.shape[1]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -72,8 +73,8 @@ class _SelectiveScan(torch.autograd.Function):
     """
 
     @staticmethod
-    def _time_major(*tensors: torch.Tensor | None) -> list[torch.Tensor | None]:
-        return [t.transpose(0, 1).contiguous() if t is not None else None for t in tensors]
+    def _time_major(*tensors: torch.Tensor) -> list[torch.Tensor]:
+        return [t.transpose(0, 1).contiguous() for t in tensors]
 
     @staticmethod
     def _chunk(
@@ -96,9 +97,10 @@ class _SelectiveScan(torch.autograd.Function):
             h = states[i].addcmul_(decay[i], h)
         return decay, states
 
+    # ctx is typed Any, as in torch.autograd.Function: FunctionCtx's stub has no saved_tensors.
     @staticmethod
     def forward(
-        ctx: torch.autograd.function.FunctionCtx,
+        ctx: Any,
         x: torch.Tensor,
         dt: torch.Tensor,
         A: torch.Tensor,
@@ -107,7 +109,8 @@ class _SelectiveScan(torch.autograd.Function):
         h0: torch.Tensor,
         keep: torch.Tensor | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        xs, dts, bs, cs, ks = _SelectiveScan._time_major(x, dt, Bm, Cm, keep)
+        xs, dts, bs, cs = _SelectiveScan._time_major(x, dt, Bm, Cm)
+        ks = _SelectiveScan._time_major(keep)[0] if keep is not None else None
         length = xs.shape[0]
         y = torch.empty_like(xs)
         starts = []
@@ -123,10 +126,11 @@ class _SelectiveScan(torch.autograd.Function):
 
     @staticmethod
     def backward(
-        ctx: torch.autograd.function.FunctionCtx, grad_y: torch.Tensor, grad_h: torch.Tensor | None
+        ctx: Any, grad_y: torch.Tensor, grad_h: torch.Tensor | None
     ) -> tuple[torch.Tensor | None, ...]:
         x, dt, A, Bm, Cm, keep, starts = ctx.saved_tensors
-        xs, dts, bs, cs, gys, ks = _SelectiveScan._time_major(x, dt, Bm, Cm, grad_y, keep)
+        xs, dts, bs, cs, gys = _SelectiveScan._time_major(x, dt, Bm, Cm, grad_y)
+        ks = _SelectiveScan._time_major(keep)[0] if keep is not None else None
         length = xs.shape[0]
         grad_x, grad_dt = torch.empty_like(xs), torch.empty_like(dts)
         grad_b, grad_c = torch.empty_like(bs), torch.empty_like(cs)
@@ -210,6 +214,7 @@ class MambaMixer(Mixer):
         self.in_proj = nn.Linear(d_model, 2 * d_inner, bias=False)
         conv = nn.Conv1d(d_inner, d_inner, d_conv, groups=d_inner)  # for its default initialisation only
         self.conv_weight = nn.Parameter(conv.weight.detach().squeeze(1).clone())  # [d_inner, K]
+        assert conv.bias is not None  # Conv1d's bias defaults to on
         self.conv_bias = nn.Parameter(conv.bias.detach().clone())
         self.x_proj = nn.Linear(d_inner, dt_rank + 2 * d_state, bias=False)
         self.dt_proj = nn.Linear(dt_rank, d_inner, bias=True)

@@ -22,6 +22,7 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -227,7 +228,7 @@ class _GatedRMSNorm(torch.autograd.Function):
 
     @staticmethod
     def forward(
-        ctx: torch.autograd.function.FunctionCtx,
+        ctx: Any,  # Any, as in torch.autograd.Function: FunctionCtx's stub has no saved_tensors
         y: torch.Tensor,
         z: torch.Tensor,
         weight: torch.Tensor,
@@ -240,7 +241,7 @@ class _GatedRMSNorm(torch.autograd.Function):
 
     @staticmethod
     def backward(
-        ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor
+        ctx: Any, grad: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, None]:
         y, z, weight, rstd = ctx.saved_tensors
         sig = torch.sigmoid(z)
@@ -301,6 +302,7 @@ class Mamba2Mixer(Mixer):
         # nn.Conv1d only for its default initialisation; the convolution itself is causal_depthwise_conv.
         conv = nn.Conv1d(cfg.conv_dim, cfg.conv_dim, cfg.d_conv, groups=cfg.conv_dim)
         self.conv_weight = nn.Parameter(conv.weight.detach().squeeze(1).clone())  # [conv_dim, K]
+        assert conv.bias is not None  # Conv1d's bias defaults to on
         self.conv_bias = nn.Parameter(conv.bias.detach().clone())  # [conv_dim]
         self.dt_bias = nn.Parameter(inverse_softplus_dt_bias(cfg.n_heads, cfg.dt_min, cfg.dt_max, cfg.dt_init_floor))
         a = torch.empty(cfg.n_heads).uniform_(cfg.a_init_min, cfg.a_init_max)
@@ -318,7 +320,8 @@ class Mamba2Mixer(Mixer):
 
     def _split_proj(self, zxbcdt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         cfg = self.config
-        return torch.split(zxbcdt, [cfg.d_inner, cfg.conv_dim, cfg.n_heads], dim=-1)
+        z, xbc, dt = torch.split(zxbcdt, [cfg.d_inner, cfg.conv_dim, cfg.n_heads], dim=-1)
+        return z, xbc, dt
 
     def _scan(
         self,

@@ -64,6 +64,8 @@ class CausalSelfAttention(Mixer):
     oldest slot first.
     """
 
+    slopes: torch.Tensor  #: [H] ALiBi slopes, a non-persistent buffer
+
     def __init__(self, d_model: int, n_heads: int, max_len: int) -> None:
         super().__init__()
         if d_model % n_heads != 0:
