@@ -1,5 +1,6 @@
 """Sample efficiency and wall-clock on CartPole-v1: Drama (built-in actor-critic, or SB3 PPO in the dream) against
-stable-baselines3 PPO on the real env (model-free, SB3's defaults), in one run on one machine.
+stable-baselines3 PPO on the real env (model-free, SB3's defaults), in one run on one machine. ``drama-uniform`` is
+the built-in agent with uniform instead of DFS sampling of the replay.
 
     python benchmarks/cartpole.py --agents drama ppo --seeds 0 1 2 3 4 --eval-every 500 --stop-at-target
     python benchmarks/cartpole.py --agents drama-ppo --seeds 0 1 2 --steps 50000 --eval-every 1000 --target 400
@@ -31,7 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _common import RESULTS, machine
 
-from drama_wm import Drama, DramaConfig
+from drama_wm import Drama, DramaConfig, SamplerConfig
 
 ENV = "CartPole-v1"
 
@@ -74,6 +75,8 @@ def evaluate_sb3(model: Any, episodes: int, seed: int) -> float:
 
 def run_drama(seed: int, args: argparse.Namespace, clock: Clock) -> list[dict[str, float]]:
     config = DramaConfig.cpu_demo()
+    if args.agent == "drama-uniform":  # the preset with uniform instead of DFS start sampling (the paper's ablation)
+        config = DramaConfig.cpu_demo(sampler=SamplerConfig(kind="uniform"))
     if args.agent == "drama-ppo":
         from drama_wm.integrations.sb3 import SB3PPOConfig
 
@@ -183,7 +186,9 @@ def run_name(agent: str, seed: int, args: argparse.Namespace) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--agents", nargs="+", choices=["drama", "drama-ppo", "ppo"], default=["drama", "ppo"])
+    parser.add_argument(
+        "--agents", nargs="+", choices=["drama", "drama-uniform", "drama-ppo", "ppo"], default=["drama", "ppo"]
+    )
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--steps", type=int, default=20_000, help="real-step budget per run")
     parser.add_argument("--eval-every", type=int, default=500)
