@@ -533,6 +533,15 @@ def _remote_run(spec_dict: dict[str, Any], out: str) -> dict[str, Any]:
     return result
 
 
+def _merged_specs(path: Path, specs: Sequence[RunSpec]) -> list[dict[str, Any]]:
+    """The specs recorded in ``path`` by earlier sweeps into the same folder, then ``specs`` (each run once): a
+    sweep extended with new settings or seeds keeps the record of every run its folder holds."""
+    new = [s.to_dict() for s in specs]
+    names = {s.name for s in specs}
+    earlier = _read_json(path)["specs"] if path.exists() else []
+    return [d for d in earlier if RunSpec.from_dict(d).name not in names] + new
+
+
 def run_sweep(
     specs: Sequence[RunSpec],
     out: str | Path,
@@ -559,7 +568,7 @@ def run_sweep(
             results[i] = _read_json(done)
         else:
             pending_specs.append((i, spec))
-    _write_json(out / "sweep.json", {"specs": [s.to_dict() for s in specs]})
+    _write_json(out / "sweep.json", {"specs": _merged_specs(out / "sweep.json", specs)})
     if pending_specs:
         started_here = not ray.is_initialized()
         if started_here:

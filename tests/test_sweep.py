@@ -169,3 +169,14 @@ def test_a_run_whose_worker_dies_is_retried_and_resumes(tmp_path: Path, ray_env:
     # The retry resumed from the checkpoint before the crash (step 50 < CRASH_AT = 90), it did not start again
     assert result["resumed_from"] == [50] and sweep_crash_env.CRASH_AT > 50
     assert result["steps"] == 150 and [p["step"] for p in result["curve"]] == [50, 100, 150]
+
+
+def test_sweep_json_keeps_the_runs_of_earlier_sweeps_into_the_same_folder(tmp_path):
+    from drama_wm.sweep import _merged_specs
+
+    first = [_spec(seed=0), _spec(seed=1)]
+    path = tmp_path / "sweep.json"
+    path.write_text(json.dumps({"specs": _merged_specs(path, first)}))
+    second = [_spec(seed=1), _spec(learner="sb3-ppo-modelfree", seed=0)]  # one run again, one new
+    merged = [RunSpec.from_dict(d).name for d in _merged_specs(path, second)]
+    assert merged == [first[0].name, second[0].name, second[1].name]
