@@ -18,13 +18,15 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 #: public name -> the module that defines it
 _EXPORTS = {
     "ActorCritic": "drama_wm.learners",
     "ActorCriticConfig": "drama_wm.learners",
     "BehaviourLearner": "drama_wm.learners",
+    "LearnerConfig": "drama_wm.learners",
+    "evaluate_policy": "drama_wm.evaluation",
     "Batch": "drama_wm.replay",
     "ReplayBuffer": "drama_wm.replay",
     "SamplerConfig": "drama_wm.replay",
@@ -46,8 +48,9 @@ if TYPE_CHECKING:
     from drama_wm.dream_env import DreamEnv, SingleDreamEnv
     from drama_wm.driver import Drama
     from drama_wm.env_recipes import make_env
+    from drama_wm.evaluation import evaluate_policy
     from drama_wm.latent_observation import LatentObservation
-    from drama_wm.learners import ActorCritic, ActorCriticConfig, BehaviourLearner
+    from drama_wm.learners import ActorCritic, ActorCriticConfig, BehaviourLearner, LearnerConfig
     from drama_wm.replay import Batch, ReplayBuffer, SamplerConfig
     from drama_wm.world_model import WorldModel, WorldModelConfig
 
@@ -75,11 +78,13 @@ __all__ = [
     "DramaConfig",
     "DreamEnv",
     "LatentObservation",
+    "LearnerConfig",
     "RecurrentState",
     "ReplayBuffer",
     "SamplerConfig",
     "SingleDreamEnv",
     "WorldModel",
     "WorldModelConfig",
+    "evaluate_policy",
     "make_env",
 ]

@@ -33,7 +33,7 @@ import torch
 
 from drama_wm.write_errors import os_error_in, write_error
 
-FORMAT_VERSION = 2  #: 1: drama_wm 0.1.0's pickled checkpoints (not loadable safely); 2: this format
+FORMAT_VERSION = 2  #: 1: drama_wm 0.1.0's pickled checkpoints (not loadable safely); 2: drama_wm 0.2.0 on
 MAGIC = b"drama_wm checkpoint\n"
 _DIGEST_PREFIX = b"sha256 "
 _TRAILER_BYTES = len(_DIGEST_PREFIX) + 64 + 1
