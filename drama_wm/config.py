@@ -10,10 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from drama_wm.checks import int_at_least
 from drama_wm.config_io import from_dict, to_dict
 from drama_wm.learners import ActorCriticConfig, LearnerConfig
 from drama_wm.replay import SamplerConfig
 from drama_wm.world_model import WorldModelConfig
+
+#: DramaConfig's int fields that must be >= 1 (the others, e.g. warmup_steps and checkpoint_every, may be 0)
+_AT_LEAST_ONE = frozenset(
+    {"replay_capacity", "batch_size", "sequence_length", "context_length", "horizon", "world_model_every",
+     "behaviour_every", "log_every"}
+)
 
 
 @dataclass
@@ -50,25 +57,9 @@ class DramaConfig:
     max_consecutive_skipped_updates: int = 100
 
     def __post_init__(self) -> None:
-        if type(self.max_consecutive_skipped_updates) is not int:
-            got = self.max_consecutive_skipped_updates
-            raise TypeError(f"DramaConfig.max_consecutive_skipped_updates must be an int (0 disables), got {got!r}")
         for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, int) and not isinstance(value, bool) and value < 0:
-                raise ValueError(f"DramaConfig.{f.name} must be >= 0, got {value}")
-        for name in (
-            "batch_size",
-            "sequence_length",
-            "context_length",
-            "horizon",
-            "world_model_every",
-            "behaviour_every",
-            "log_every",
-            "replay_capacity",
-        ):
-            if getattr(self, name) < 1:
-                raise ValueError(f"DramaConfig.{name} must be >= 1, got {getattr(self, name)}")
+            if f.type in (int, "int"):  # counts and intervals: ints, at least 1 where 0 would mean nothing
+                int_at_least(f"DramaConfig.{f.name}", getattr(self, f.name), 1 if f.name in _AT_LEAST_ONE else 0)
         if self.warmup_steps < self.sequence_length:
             raise ValueError(
                 f"warmup_steps ({self.warmup_steps}) must be >= sequence_length ({self.sequence_length})"
