@@ -17,7 +17,6 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -26,24 +25,11 @@ from _common import machine, write_result
 from drama_wm import ReplayBuffer, WorldModel
 from drama_wm.config import DramaConfig
 from drama_wm.envs.minatar import make_minatar
+from drama_wm.replay import collect
 
 
-def collect(game: str, steps: int, seed: int) -> ReplayBuffer:
-    env = make_minatar(f"MinAtar/{game}-v1")
-    replay = ReplayBuffer(env.observation_space, env.action_space, steps, seed=seed)
-    rng = np.random.default_rng(seed)
-    obs, _ = env.reset(seed=seed)
-    first = True
-    for _ in range(steps):
-        action = int(rng.integers(env.action_space.n))
-        next_obs, reward, terminated, truncated, _ = env.step(action)
-        replay.add(obs, action, float(reward), bool(terminated), first)
-        first = False
-        obs = next_obs
-        if terminated or truncated:
-            obs, _ = env.reset()
-            first = True
-    return replay
+def collect_game(game: str, steps: int, seed: int) -> ReplayBuffer:
+    return collect(make_minatar(f"MinAtar/{game}-v1"), steps, seed)
 
 
 def held_out_errors(model: WorldModel, frames: torch.Tensor) -> tuple[float, float, float]:
@@ -73,8 +59,8 @@ def main() -> None:
             "| game | encoder | parameters | held-out recon SSE / frame | lit cells wrong | dark cells wrong "
             "| ms / update |", "|---|---|---|---|---|---|---|"]
     for game in args.games:
-        train, test = collect(game, args.steps, 0), collect(game, args.steps, 1)
-        frames = torch.as_tensor(test.field("observation")[: len(test)][:: max(1, len(test) // 2000)])
+        train, test = collect_game(game, args.steps, 0), collect_game(game, args.steps, 1)
+        frames = torch.tensor(test.field("observation")[: len(test)][:: max(1, len(test) // 2000)])
         for kind in args.kinds:
             torch.manual_seed(0)
             config = replace(base.world_model, grid_encoder=kind)

@@ -41,6 +41,7 @@ from __future__ import annotations
 import json
 import numbers
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -441,3 +442,34 @@ class ReplayBuffer:
         buffer = cls(observation_space, gym.spaces.Discrete(meta["n_actions"]), meta["capacity"], device=device)
         buffer._restore(state, copy=False)  # adopt the freshly loaded arrays instead of holding two copies
         return buffer
+
+
+def collect(
+    env: gym.Env,
+    steps: int,
+    seed: int = 0,
+    capacity: int | None = None,
+    policy: Callable[[gym.Env], int] | None = None,
+) -> ReplayBuffer:
+    """A new buffer holding ``steps`` real steps of ``env``: uniformly random actions drawn from ``seed``, or
+    ``policy(env) -> action``. The env is reset with ``seed`` first and again after every episode end, each reset
+    marking the next row ``first``; ``capacity`` defaults to ``steps`` (smaller: the buffer wraps around)."""
+    steps = positive_int("steps", steps)
+    observation_space, action_space = env.observation_space, env.action_space
+    if not isinstance(observation_space, gym.spaces.Box) or not isinstance(action_space, gym.spaces.Discrete):
+        raise TypeError(f"collect needs Box observations and Discrete actions, got {observation_space}, {action_space}")
+    replay = ReplayBuffer(observation_space, action_space, capacity or steps, seed=seed)
+    n_actions = int(replay.action_space.n)
+    rng = np.random.default_rng(seed)
+    obs, _ = env.reset(seed=seed)
+    first = True
+    for _ in range(steps):
+        action = int(rng.integers(n_actions)) if policy is None else policy(env)
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        replay.add(obs, action, float(reward), bool(terminated), first)
+        first = False
+        obs = next_obs
+        if terminated or truncated:
+            obs, _ = env.reset()
+            first = True
+    return replay

@@ -6,10 +6,10 @@ pytest puts tests/ on ``sys.path`` (``pythonpath`` in pyproject.toml), so this m
 from __future__ import annotations
 
 import gymnasium as gym
-import numpy as np
 import torch
 
 from drama_wm import RecurrentState, ReplayBuffer, WorldModel
+from drama_wm.replay import collect
 
 
 class CountingWorldModel(WorldModel):
@@ -34,20 +34,7 @@ class CountingWorldModel(WorldModel):
 
 def fill_replay(env: gym.Env, steps: int, seed: int = 0, capacity: int | None = None, policy=None) -> ReplayBuffer:
     """Play ``steps`` real steps (random actions unless ``policy(env)`` is given) into a new buffer."""
-    replay = ReplayBuffer(env.observation_space, env.action_space, capacity or steps, seed=seed)
-    rng = np.random.default_rng(seed)
-    obs, _ = env.reset(seed=seed)
-    first = True
-    for _ in range(steps):
-        action = int(rng.integers(env.action_space.n)) if policy is None else policy(env)
-        next_obs, reward, terminated, truncated, _ = env.step(action)
-        replay.add(obs, action, float(reward), bool(terminated), first)
-        first = False
-        obs = next_obs
-        if terminated or truncated:
-            obs, _ = env.reset()
-            first = True
-    return replay
+    return collect(env, steps, seed, capacity, policy)
 
 
 def assert_drama_learns_cartpole(device: str, steps: int = 150) -> None:

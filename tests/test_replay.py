@@ -465,3 +465,20 @@ def test_bad_configuration_is_rejected():
 def test_unsupported_spaces_raise_type_error(observation_space, action_space, named):
     with pytest.raises(TypeError, match=named):
         ReplayBuffer(observation_space, action_space, capacity=4)
+
+
+def test_collect_marks_every_episode_start_and_wraps_at_capacity():
+    from drama_wm.replay import collect
+
+    env = gym.make("CartPole-v1")
+    replay = collect(env, 200, seed=3, capacity=150)
+    assert len(replay) == 150 and replay.total_added == 200
+    first, terminated = replay.field("first"), replay.field("terminated")
+    # Rows are in storage order; the ring's oldest row sits at the write position. A row after a terminated one
+    # starts an episode, and no other row does (CartPole under 500 steps ends only by termination).
+    order = np.roll(np.arange(150), -(200 % 150))
+    assert np.array_equal(first[order][1:], terminated[order][:-1])
+    again = collect(gym.make("CartPole-v1"), 200, seed=3, capacity=150)
+    assert np.array_equal(again.field("observation"), replay.field("observation"))  # seeded: the same steps
+    with pytest.raises(ValueError, match="steps must be an int >= 1"):
+        collect(env, 0)
