@@ -4,6 +4,11 @@ the built-in agent with uniform instead of DFS sampling of the replay.
 
     python benchmarks/cartpole.py --agents drama ppo --seeds 0 1 2 3 4 --eval-every 500 --stop-at-target
     python benchmarks/cartpole.py --agents drama-ppo --seeds 0 1 2 --steps 50000 --eval-every 1000 --target 400
+    python benchmarks/cartpole.py --agents drama --set learner.num_envs=32 --max-train-seconds 420 --stop-at-target
+
+``--set key=value`` changes the preset for the Drama agents (a variant's runs are stored under their own names);
+``--max-train-seconds`` ends a run at its first evaluation past that much training (a cap for right-sizing sweeps:
+a run cut there counts as not reaching the target).
 
 Every ``--eval-every`` real steps the current policy plays ``--eval-episodes`` episodes deterministically on a fresh
 env. Two clocks run per seed: ``train`` counts only learning (the time a user waits for an agent), ``total`` adds
@@ -33,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import RESULTS, machine
 
 from drama_wm import Drama, DramaConfig, SamplerConfig
+from drama_wm.sweep import apply_overrides
 
 ENV = "CartPole-v1"
 
@@ -81,6 +87,7 @@ def run_drama(seed: int, args: argparse.Namespace, clock: Clock) -> list[dict[st
         from drama_wm.integrations.sb3 import SB3PPOConfig
 
         config = DramaConfig.cpu_demo(learner=SB3PPOConfig())
+    config = apply_overrides(config, args.set)
     agent = Drama(ENV, config, seed=seed, device=args.device)
     curve: list[dict[str, float]] = []
     while agent.num_timesteps < args.steps:
@@ -115,7 +122,8 @@ def record(
     """Append an evaluation; True when the run should stop here."""
     curve.append({"step": step, "mean": mean, "train_seconds": clock.train(), "total_seconds": clock.total()})
     print(f"{args.agent} seed {seed} step {step} eval {mean:.1f} train {clock.train():.0f} s", flush=True)
-    return args.stop_at_target and mean >= args.target
+    out_of_time = args.max_train_seconds is not None and clock.train() >= args.max_train_seconds
+    return out_of_time or (args.stop_at_target and mean >= args.target)
 
 
 def summarise(runs: list[dict[str, Any]], target: float) -> dict[str, Any]:
@@ -149,7 +157,10 @@ def report(args: argparse.Namespace, out: Path) -> str:
         f"- command: `python benchmarks/cartpole.py --agents {' '.join(args.agents)} --seeds "
         f"{' '.join(map(str, args.seeds))} --steps {args.steps} --eval-every {args.eval_every} --target "
         f"{args.target:g}{' --stop-at-target' if args.stop_at_target else ''}"
-        f"{f' --threads {args.threads}' if args.threads else ''}`",
+        f"{f' --threads {args.threads}' if args.threads else ''}"
+        f"{f' --max-train-seconds {args.max_train_seconds:g}' if args.max_train_seconds else ''}"
+        f"{''.join(f' --set {s}' for s in args.set)}`",
+        f"- settings: `cpu_demo` preset{' with ' + ', '.join(args.set) if args.set else ''} (Drama agents)",
         "- train = wall-clock of learning only; evaluations are excluded (total includes them)",
         "",
         "| agent | seed | reached at step | train time to target | best mean | steps run | total time |",
@@ -181,7 +192,10 @@ def report(args: argparse.Namespace, out: Path) -> str:
 
 def run_name(agent: str, seed: int, args: argparse.Namespace) -> str:
     stop = "stop" if args.stop_at_target else "full"
-    return f"{agent}_seed{seed}_steps{args.steps}_every{args.eval_every}_target{args.target:g}_{stop}.json"
+    cap = f"_cap{args.max_train_seconds:g}s" if args.max_train_seconds else ""
+    variant = "" if agent == "ppo" or not args.set else "_" + "_".join(s.replace("=", "-") for s in args.set)
+    settings = f"steps{args.steps}_every{args.eval_every}_target{args.target:g}_{stop}{cap}"
+    return f"{agent}{variant}_seed{seed}_{settings}.json"
 
 
 def main() -> None:
@@ -200,6 +214,19 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "cartpole", help="folder of per-run JSON files")
     parser.add_argument("--name", default=None, help="summary file name in benchmarks/results (default: derived)")
     parser.add_argument("--report-only", action="store_true", help="summarise the runs in --out, run nothing")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a cpu_demo field for the Drama agents, as drama-wm sweep --set (e.g. learner.num_envs=64)",
+    )
+    parser.add_argument(
+        "--max-train-seconds",
+        type=float,
+        default=None,
+        help="end a run at its first evaluation after this much training time (it counts as not reached)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +57,13 @@ def _timers(agent: Any) -> dict[str, float]:
 
 
 def measure(
-    steps: int, extra_warmup: int, threads: int, seed: int, compile_step: bool = False, env: str = "CartPole-v1"
+    steps: int,
+    extra_warmup: int,
+    threads: int,
+    seed: int,
+    compile_step: bool = False,
+    env: str = "CartPole-v1",
+    overrides: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Run one agent past warm-up and time ``steps`` steady-state real steps; returns steps/s and phase seconds."""
     import torch
@@ -65,7 +72,12 @@ def measure(
     import drama_wm
     from drama_wm import Drama, DramaConfig
 
-    agent = Drama(env, DramaConfig.cpu_demo(), seed=seed, device="cpu")
+    config = DramaConfig.cpu_demo()
+    if overrides:  # only checkouts with drama-wm sweep have the parser; without --set any checkout works
+        from drama_wm.sweep import apply_overrides
+
+        config = apply_overrides(config, overrides)
+    agent = Drama(env, config, seed=seed, device="cpu")
     dream = agent.dream
     compiled = compile_step and hasattr(dream, "compile_step")  # checkouts without the option step eagerly
     if compiled:
@@ -135,6 +147,7 @@ def run_worker(checkout: Path, args: argparse.Namespace) -> dict[str, Any]:
         "--env",
         args.env,
         *(["--compile-step"] if args.compile_step else []),
+        *[f"--set={s}" for s in args.set],
     ]
     out = subprocess.run(cmd, env=env, cwd=str(checkout), capture_output=True, text=True)
     if out.returncode != 0:
@@ -215,11 +228,18 @@ def main() -> None:
         action="store_true",
         help="turn on DreamEnv.compile_step where the checkout has it (compile time lands in the warm-up)",
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a cpu_demo field in every checkout timed, as drama-wm sweep --set (e.g. learner.num_envs=64)",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.worker:
-        result = measure(args.steps, args.extra_warmup, args.threads, args.seed, args.compile_step, args.env)
+        result = measure(args.steps, args.extra_warmup, args.threads, args.seed, args.compile_step, args.env, args.set)
         print(json.dumps(result))
         return
 
