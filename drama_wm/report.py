@@ -88,6 +88,7 @@ def score_matrices(results: Sequence[dict[str, Any]], score: str = "final") -> t
     if not envs:
         raise ValueError("no env to report: every env's best evaluation return is <= 0 (nothing learned yet?)")
     by_setting: dict[str, dict[tuple[str, int], float]] = {}
+    names: dict[tuple[str, str, int], str] = {}
     for r in results:
         env = r["spec"]["env"]
         if env not in envs:
@@ -96,7 +97,16 @@ def score_matrices(results: Sequence[dict[str, Any]], score: str = "final") -> t
             value = _normalise(env, rules[env], r["final_return"])
         else:
             value = curve_auc(r["curve"], lambda x, env=env: _normalise(env, rules[env], x))
-        by_setting.setdefault(r["setting"], {})[(env, int(r["spec"]["seed"]))] = value
+        runs = by_setting.setdefault(r["setting"], {})
+        key = (env, int(r["spec"]["seed"]))
+        if key in runs:
+            raise ValueError(
+                f"two runs of {r['setting']!r} on {env} with seed {key[1]}: {names[(r['setting'], *key)]} and "
+                f"{r['name']} (their specs differ in steps, evaluation or the preset's config_digest); report them "
+                "from separate sweep folders, or remove one run's folder"
+            )
+        runs[key] = value
+        names[(r["setting"], *key)] = r["name"]
     matrices: dict[str, np.ndarray] = {}
     for setting, values in sorted(by_setting.items()):
         seeds = sorted(set.intersection(*({s for (e, s) in values if e == env} for env in envs)))

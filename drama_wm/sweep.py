@@ -50,7 +50,13 @@ EVAL_SEED_OFFSET = 10_000
 
 @dataclass(frozen=True)
 class RunSpec:
-    """The settings of one run. Baselines ignore ``preset`` and ``overrides`` (they are stored as "-" and ())."""
+    """The settings of one run. Baselines ignore ``preset`` and ``overrides`` (they are stored as "-" and ()).
+
+    ``config_digest`` pins what ``preset`` and ``overrides`` meant when the run was made: a hash of the resolved
+    ``DramaConfig`` (filled in when left empty; "-" for baselines; "unrecorded" in specs written before it existed).
+    It is part of :attr:`name`, so a sweep run again after a preset changed makes new runs instead of taking the old
+    ones as finished, and the report refuses to pool the two.
+    """
 
     env: str
     seed: int
@@ -62,6 +68,7 @@ class RunSpec:
     eval_episodes: int = 10
     eval_max_steps: int = 10_000
     checkpoint_every: int = 1000
+    config_digest: str = ""
 
     def __post_init__(self) -> None:
         if self.learner not in LEARNERS:
@@ -74,10 +81,30 @@ class RunSpec:
         if self.checkpoint_every < 0:
             raise ValueError(f"RunSpec.checkpoint_every must be >= 0 (0: no intermediate checkpoints), got "
                              f"{self.checkpoint_every}")
-        if self.learner == "drama":  # keys and values fail at sweep time, not inside a worker
-            from drama_wm.config import DramaConfig
+        if self.learner != "drama":
+            if self.config_digest not in ("", "-"):
+                raise ValueError(f"RunSpec.config_digest is for Drama runs; a {self.learner} run has '-'")
+            object.__setattr__(self, "config_digest", "-")
+            return
+        from drama_wm.config import DramaConfig
 
-            apply_overrides(getattr(DramaConfig, self.preset)(), self.overrides)
+        # keys and values fail at sweep time, not inside a worker
+        config = apply_overrides(getattr(DramaConfig, self.preset)(), self.overrides)
+        if not self.config_digest:
+            object.__setattr__(self, "config_digest", config_digest(config))
+
+    def resolved_config(self) -> Any:
+        """The DramaConfig this spec stands for now; an error if the preset no longer resolves to the recorded one."""
+        from drama_wm.config import DramaConfig
+
+        config = apply_overrides(getattr(DramaConfig, self.preset)(), self.overrides)
+        if self.config_digest != config_digest(config):
+            raise ValueError(
+                f"run {self.name} was made with another {self.preset} preset (config {self.config_digest}, now "
+                f"{config_digest(config)}): this drama_wm's presets differ from the ones the run started with; "
+                "finish it with that version, or start the sweep again in another --out"
+            )
+        return config
 
     @property
     def setting(self) -> str:
@@ -101,7 +128,14 @@ class RunSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunSpec:
-        return cls(**{**d, "overrides": tuple(d.get("overrides", ()))})
+        unrecorded = "unrecorded" if d.get("learner", "drama") == "drama" else "-"
+        digest = d.get("config_digest", unrecorded)
+        return cls(**{**d, "overrides": tuple(d.get("overrides", ())), "config_digest": digest})
+
+
+def config_digest(config: Any) -> str:
+    """12 hex digits of a hash of a DramaConfig's plain data (equal configs, equal digests)."""
+    return hashlib.sha1(json.dumps(config.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
 
 
 def expand(
@@ -323,7 +357,6 @@ class _Learner:
 
 class _DramaRun(_Learner):
     def __init__(self, spec: RunSpec, folder: Path) -> None:
-        from drama_wm.config import DramaConfig
         from drama_wm.driver import Drama
 
         self.spec = spec
@@ -332,8 +365,7 @@ class _DramaRun(_Learner):
         if path.exists():
             self.agent = Drama.load(path, device="cpu")
         else:
-            config = apply_overrides(getattr(DramaConfig, spec.preset)(), spec.overrides)
-            config = dataclasses.replace(config, checkpoint_every=0)  # the sweep checkpoints itself
+            config = dataclasses.replace(spec.resolved_config(), checkpoint_every=0)  # the sweep checkpoints itself
             self.agent = Drama(env, config, seed=spec.seed, device="cpu")
 
     @property

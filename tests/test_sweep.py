@@ -83,6 +83,26 @@ def test_expand_shares_baselines_across_drama_settings() -> None:
     assert {s.setting for s in a} == {"drama[cpu_demo] sampler.kind=uniform", "sb3-ppo-modelfree"}
 
 
+def test_a_spec_pins_what_its_preset_meant(monkeypatch: pytest.MonkeyPatch) -> None:
+    spec, baseline = _spec(), _spec("sb3-ppo-modelfree")
+    assert len(spec.config_digest) == 12 and baseline.config_digest == "-"
+    assert _spec().config_digest == spec.config_digest and RunSpec.from_dict(spec.to_dict()) == spec
+    uniform = RunSpec("CartPole-v1", 0, 200, preset="tiny", overrides=("sampler.kind=uniform",), eval_every=100,
+                      eval_episodes=2, checkpoint_every=50)
+    assert uniform.config_digest != spec.config_digest
+    # specs written before digests existed read as "unrecorded" (and so never pass for a spec made now)
+    old = {k: v for k, v in spec.to_dict().items() if k != "config_digest"}
+    assert RunSpec.from_dict(old).config_digest == "unrecorded" and RunSpec.from_dict(old) != spec
+    # the preset changes (a new drama_wm): the same command now names another run, and the old spec cannot start
+    tiny = DramaConfig.tiny
+    monkeypatch.setattr(DramaConfig, "tiny", classmethod(lambda cls, **kw: tiny(**{"horizon": 7, **kw})))
+    now = _spec()
+    assert now.config_digest != spec.config_digest and now.name != spec.name
+    assert now.resolved_config().horizon == 7
+    with pytest.raises(ValueError, match=rf"made with another tiny preset \(config {spec.config_digest}, now "):
+        spec.resolved_config()
+
+
 # ------------------------------------------------------------------------------------------------------------------
 # One run: checkpoints, resume, result
 def test_drama_run_resumes_from_its_checkpoint_exactly(tmp_path: Path) -> None:
