@@ -10,7 +10,8 @@ Each setting, starting from the preset:
 * ``world_model.backbone`` replaced by the preset's backbone as that kind (the kind's defaults at the preset's
   d_model, n_layers, dropout and d_state; the preset's Mamba-2 head_dim does not carry over).
 * ``sampler.kind`` replaced, and ``sampler.imagine_scale`` set to the preset's ratio of imagination starts to
-  world-model starts, (b_img / behaviour_every) / (b / world_model_every) (cpu_demo: 64 / 16 = 4; it was 256 / 16 = 16 before issue 13's right-sizing), as before.
+  world-model starts, (b_img / behaviour_every) / (b / world_model_every) (cpu_demo: 64 / 16 = 4; 256 / 16 = 16
+  before issue 13's right-sizing), as before.
 
     python benchmarks/ablation.py --env CartPole-v1 MinAtar/Breakout-v1 --seeds 0 1 2 3 4 5 6 7 8 9 \
         --steps 5000 --out sweeps/ablation --num-cpus 2

@@ -7,8 +7,8 @@ own bookkeeping):
 
 - env + acting: the real CartPole step, the O(1) world-model features and the actor's action (driver timer "env");
 - world-model update: drawing the 16 x 32 DFS batch plus one optimiser step (driver timer "world_model");
-- behaviour update, split into the dream reset (b_img start contexts, 64 in cpu_demo: DFS draw + world model over them), the 16 dream
-  steps, and the rest (lambda-returns, percentiles, actor and critic losses, backward and optimiser steps).
+- behaviour update, split into the dream reset (b_img start contexts, 64 in cpu_demo: DFS draw + world model over them),
+  the 16 dream steps, and the rest (lambda-returns, percentiles, actor and critic losses, backward and optimiser steps).
 
 Phases are measured by wrapping the driver's timers and the bound DreamEnv's ``reset``/``step`` on the instance, so
 the same measurement runs unchanged on any checkout that has this driver API. ``--baseline-rev REV`` makes a

@@ -66,10 +66,10 @@ class DreamEnv(gym.vector.VectorEnv):
         check_actions: verify that actions lie in [0, n_actions). The check reads the actions back to the host, a
             device sync per step; a learner whose actions are valid by construction may turn it off.
         compile_step: run the step's world-model transition through ``torch.compile`` when no CUDA graph is used
-            (opt-in; also settable later as the attribute ``compile_step``). On one CPU thread it made the cpu_demo
-            transition 1.6x faster (2.56 -> 1.59 ms at its former b=256) after 13-18 s of compilation, about what a 3-minute
-            run saves; worth it for longer runs. Needs a C++ compiler; a failed compilation falls back to eager
-            with a warning.
+            (opt-in; also settable later as the attribute ``compile_step``). On one CPU thread it made the transition of
+            cpu_demo's model 1.6x faster (2.56 -> 1.59 ms at b=256) after 13-18 s of compilation, about what a 3-minute
+            run saved; worth it for longer runs. Needs a C++ compiler; a failed compilation falls back to eager with a
+            warning.
     """
 
     def __init__(

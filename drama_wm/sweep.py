@@ -152,6 +152,11 @@ def expand(
     sweeps that differ only in Drama's settings."""
     if not envs or not seeds or not learners:
         raise ValueError("a sweep needs at least one env, one seed and one learner")
+    unknown = set(options) - {"eval_every", "eval_episodes", "eval_max_steps", "checkpoint_every"}
+    if unknown:
+        raise TypeError(f"expand() got unknown options {sorted(unknown)}: eval_every, eval_episodes, eval_max_steps "
+                        "or checkpoint_every")
+    schedule: dict[str, Any] = dict(options)
     specs: list[RunSpec] = []
     for env in envs:
         for learner in learners:
@@ -165,7 +170,7 @@ def expand(
                         learner=learner,
                         preset=preset if drama else "-",
                         overrides=tuple(overrides) if drama else (),
-                        **options,
+                        **schedule,
                     )
                 )
     return list(dict.fromkeys(specs))

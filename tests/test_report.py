@@ -84,6 +84,6 @@ def test_report_on_a_folder_without_a_sweep_says_so(tmp_path: Path, capsys: pyte
 
 def test_two_runs_of_one_setting_env_and_seed_are_refused_not_pooled() -> None:
     # e.g. a sweep run again after its preset changed: same setting label, another config_digest
-    results = _synthetic() + [{**_result("A", "CartPole-v1", 1, [(100, 0.0), (200, 90.0)]), "name": "other-run"}]
-    with pytest.raises(ValueError, match=r"two runs of 'A' on CartPole-v1 with seed 1: CartPole-v1-A-1 and other-run"):
+    results = [*_synthetic(), {**_result("A", "CartPole-v1", 1, [(100, 0.0), (200, 90.0)]), "name": "other-run"}]
+    with pytest.raises(ValueError, match=r"two runs of 'A' on CartPole-v1 with seed 1: CartPole-v1-A-1 and other"):
         score_matrices(results)

@@ -101,6 +101,8 @@ def test_a_spec_pins_what_its_preset_meant(monkeypatch: pytest.MonkeyPatch) -> N
     assert now.resolved_config().horizon == 7
     with pytest.raises(ValueError, match=rf"made with another tiny preset \(config {spec.config_digest}, now "):
         spec.resolved_config()
+    with pytest.raises(TypeError, match=r"unknown options \['config_digest'\]"):  # the digest is not a sweep option
+        expand(["CartPole-v1"], [0], 10, config_digest="0123456789ab")
 
 
 # ------------------------------------------------------------------------------------------------------------------

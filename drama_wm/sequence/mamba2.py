@@ -406,11 +406,11 @@ def ssm_step(
 
     Shapes: state [b, H, P, N], decay [b, H], x_dt [b, H, P], B and C [b, N] -> (h' [b, H, P, N], y [b, H, P]).
 
-    The state is the one large tensor of an imagined step (1 MB at cpu_demo's b=64, 16 MB at the paper's b=1024 for that model), so this touches it
-    as little as possible: one allocation for h' (written by the decay product, then the rank-1 input added in
-    place; the same roundings as ``decay * h + (x dt) B^T``) and one read for y, a batched row-vector-times-matrix
-    product over the transposed state view. Composing it from broadcast ops allocated three state-sized
-    temporaries (about 3x slower on one CPU thread, most of it page faults on freshly allocated memory).
+    The state is the one large tensor of an imagined step (1 MB at cpu_demo's b=64, 16 MB at b=1024 for that model), so
+    this touches it as little as possible: one allocation for h' (written by the decay product, then the rank-1 input
+    added in place; the same roundings as ``decay * h + (x dt) B^T``) and one read for y, a batched
+    row-vector-times-matrix product over the transposed state view. Composing it from broadcast ops allocated three
+    state-sized temporaries (about 3x slower on one CPU thread, most of it page faults on freshly allocated memory).
     """
     b, h, p, n = state.shape
     new = state * decay.view(b, h, 1, 1)
