@@ -96,8 +96,9 @@ class DramaConfig:
     def cpu_demo(cls, **overrides: Any) -> DramaConfig:
         """The preset that learns CartPole-sized tasks within minutes on a 2-core CPU (see BENCHMARKS.md).
 
-        64 dreams per behaviour update (b_img; the paper's 1024, 256 before issue 13): 2.8x cheaper per real step
-        than 256, and over 5 CartPole seeds the runs that reach 475 get there 4-5x sooner (BENCHMARKS.md).
+        64 dreams per behaviour update (b_img; the paper's 1024, 256 before issue 13's right-sizing): a real step
+        costs 2.2x less than with 256. Over 5 CartPole seeds, 3 reach 475 in 2,000-2,500 steps and 2 stall below it
+        (256 dreams: 4 of 5, in 2,500-12,500 steps); BENCHMARKS.md has the runs.
         """
         base = dict(
             world_model=WorldModelConfig.tiny(),
