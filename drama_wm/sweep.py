@@ -86,18 +86,18 @@ class RunSpec:
                 raise ValueError(f"RunSpec.config_digest is for Drama runs; a {self.learner} run has '-'")
             object.__setattr__(self, "config_digest", "-")
             return
-        from drama_wm.config import DramaConfig
-
-        # keys and values fail at sweep time, not inside a worker
-        config = apply_overrides(getattr(DramaConfig, self.preset)(), self.overrides)
+        config = self._resolve()  # keys and values fail at sweep time, not inside a worker
         if not self.config_digest:
             object.__setattr__(self, "config_digest", config_digest(config))
 
-    def resolved_config(self) -> Any:
-        """The DramaConfig this spec stands for now; an error if the preset no longer resolves to the recorded one."""
+    def _resolve(self) -> Any:
         from drama_wm.config import DramaConfig
 
-        config = apply_overrides(getattr(DramaConfig, self.preset)(), self.overrides)
+        return apply_overrides(getattr(DramaConfig, self.preset)(), self.overrides)
+
+    def resolved_config(self) -> Any:
+        """The DramaConfig this spec stands for now; an error if the preset no longer resolves to the recorded one."""
+        config = self._resolve()
         if self.config_digest != config_digest(config):
             raise ValueError(
                 f"run {self.name} was made with another {self.preset} preset (config {self.config_digest}, now "
