@@ -112,7 +112,32 @@ def score_matrices(results: Sequence[dict[str, Any]], score: str = "final") -> t
         seeds = sorted(set.intersection(*({s for (e, s) in values if e == env} for env in envs)))
         if seeds:
             matrices[setting] = np.array([[values[(env, s)] for env in envs] for s in seeds])
+    if not matrices:
+        raise ValueError(
+            f"nothing to report: no setting has finished one seed on every env ({', '.join(envs)}); not counted: "
+            + "; ".join(f"{k}: {', '.join(v)}" for k, v in left_out(results).items())
+        )
     return matrices, envs
+
+
+def left_out(results: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
+    """The runs no aggregate counts, by setting (run names, sorted): a setting's seed counts once it has finished on
+    every reported env, and an env where no run scored above 0 counts for nobody. A sweep carried on later fills
+    these in; the report lists them so that a partial sweep never reads as a complete one."""
+    rules = normalisers(results)
+    envs = {env for env, rule in rules.items() if rule["kind"] != "excluded"}
+    seeds: dict[str, dict[str, set[int]]] = {}
+    for r in results:
+        seeds.setdefault(r["setting"], {}).setdefault(r["spec"]["env"], set()).add(int(r["spec"]["seed"]))
+    complete = {
+        setting: set.intersection(*(per_env.get(env, set()) for env in envs)) if envs else set()
+        for setting, per_env in seeds.items()
+    }
+    out: dict[str, list[str]] = {}
+    for r in results:
+        if r["spec"]["env"] not in envs or int(r["spec"]["seed"]) not in complete[r["setting"]]:
+            out.setdefault(r["setting"], []).append(r["name"])
+    return {setting: sorted(names) for setting, names in sorted(out.items())}
 
 
 def aggregate(
@@ -127,7 +152,7 @@ def aggregate(
     def three(x: np.ndarray) -> np.ndarray:
         return np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x), metrics.aggregate_median(x)])
 
-    report: dict[str, Any] = {"normalisation": normalisers(results), "scores": {}}
+    report: dict[str, Any] = {"normalisation": normalisers(results), "left_out": left_out(results), "scores": {}}
     for score in SCORES:
         matrices, envs = score_matrices(results, score)
         points, intervals = library.get_interval_estimates(
@@ -170,6 +195,10 @@ def markdown(report: dict[str, Any]) -> str:
         else f"{env}: left out (best return {r['best']:g} <= 0)"
         for env, r in rules.items()
     ))
+    if report.get("left_out"):
+        lines += ["", "Not counted (a seed counts once it has finished on every env; carry the sweep on to fill "
+                  "these in):"]
+        lines += [f"- {name}: {len(runs)} runs ({', '.join(runs)})" for name, runs in report["left_out"].items()]
     for score, title in (("final", "final return"), ("auc", "area under the learning curve")):
         block = report["scores"][score]
         lines += ["", f"## Normalised {title} (95% stratified bootstrap CIs)", "",
@@ -227,5 +256,5 @@ def write_report(out: str | Path, reps: int = 2000) -> dict[str, Path]:
     return paths
 
 
-__all__ = ["aggregate", "curve_auc", "markdown", "normalisers", "performance_profile", "score_matrices",
+__all__ = ["aggregate", "curve_auc", "left_out", "markdown", "normalisers", "performance_profile", "score_matrices",
            "write_report"]

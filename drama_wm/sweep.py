@@ -149,7 +149,10 @@ def expand(
 ) -> list[RunSpec]:
     """Every (env, learner, seed) combination as a :class:`RunSpec` (``options``: eval_every, eval_episodes,
     eval_max_steps, checkpoint_every). Baselines get no preset or overrides, so the same baseline run is shared by
-    sweeps that differ only in Drama's settings."""
+    sweeps that differ only in Drama's settings.
+
+    Seed-major order: every env and learner of the first seed comes before any run of the second, so a sweep cut
+    short leaves whole seeds, the unit ``report`` needs (rliable wants as many runs on every env of a setting)."""
     if not envs or not seeds or not learners:
         raise ValueError("a sweep needs at least one env, one seed and one learner")
     unknown = set(options) - {"eval_every", "eval_episodes", "eval_max_steps", "checkpoint_every"}
@@ -158,9 +161,9 @@ def expand(
                         "or checkpoint_every")
     schedule: dict[str, Any] = dict(options)
     specs: list[RunSpec] = []
-    for env in envs:
-        for learner in learners:
-            for seed in seeds:
+    for seed in seeds:
+        for env in envs:
+            for learner in learners:
                 drama = learner == "drama"
                 specs.append(
                     RunSpec(

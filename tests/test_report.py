@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("rliable")
 
 from drama_wm.cli import main
-from drama_wm.report import aggregate, curve_auc, score_matrices
+from drama_wm.report import aggregate, curve_auc, left_out, markdown, score_matrices
 
 
 def _result(setting: str, env: str, seed: int, curve: list[tuple[int, float]]) -> dict:
@@ -87,3 +87,19 @@ def test_two_runs_of_one_setting_env_and_seed_are_refused_not_pooled() -> None:
     results = [*_synthetic(), {**_result("A", "CartPole-v1", 1, [(100, 0.0), (200, 90.0)]), "name": "other-run"}]
     with pytest.raises(ValueError, match=r"two runs of 'A' on CartPole-v1 with seed 1: CartPole-v1-A-1 and other"):
         score_matrices(results)
+
+
+def test_a_partial_sweep_reports_whole_seeds_and_lists_the_runs_it_did_not_count() -> None:
+    # A finished seeds 0 and 1 on both envs and seed 2 on CartPole only; B finished one env only
+    results = [_result("A", env, s, [(100, 10.0 * (s + 1))]) for env in ("CartPole-v1", "Pendulum") for s in (0, 1)]
+    results += [_result("A", "CartPole-v1", 2, [(100, 30.0)]), _result("B", "Pendulum", 0, [(100, 5.0)])]
+    assert left_out(results) == {"A": ["CartPole-v1-A-2"], "B": ["Pendulum-B-0"]}
+    report = aggregate(results, reps=200)
+    assert report["left_out"] == left_out(results)
+    assert list(report["scores"]["final"]["settings"]) == ["A"]
+    assert report["scores"]["final"]["settings"]["A"]["runs_per_env"] == 2
+    # best seen: CartPole 30 (the uncounted run still sets the scale), Pendulum 20 -> A's seeds 0, 1 on CartPole
+    assert report["scores"]["final"]["settings"]["A"]["per_env_mean"]["CartPole-v1"] == pytest.approx(0.5)
+    assert "- B: 1 runs (Pendulum-B-0)" in markdown(report)
+    with pytest.raises(ValueError, match=r"no setting has finished one seed on every env .*B: Pendulum-B-0"):
+        score_matrices([*results[4:], _result("A", "Pendulum", 3, [(100, 1.0)])])

@@ -83,6 +83,16 @@ def test_expand_shares_baselines_across_drama_settings() -> None:
     assert {s.setting for s in a} == {"drama[cpu_demo] sampler.kind=uniform", "sb3-ppo-modelfree"}
 
 
+def test_expand_is_seed_major_so_a_cut_sweep_leaves_whole_seeds() -> None:
+    specs = expand(["CartPole-v1", "Acrobot-v1"], [3, 1], 100, ["drama", "sb3-ppo-modelfree"])
+    assert [(s.seed, s.env, s.learner) for s in specs] == [
+        (3, "CartPole-v1", "drama"), (3, "CartPole-v1", "sb3-ppo-modelfree"),
+        (3, "Acrobot-v1", "drama"), (3, "Acrobot-v1", "sb3-ppo-modelfree"),
+        (1, "CartPole-v1", "drama"), (1, "CartPole-v1", "sb3-ppo-modelfree"),
+        (1, "Acrobot-v1", "drama"), (1, "Acrobot-v1", "sb3-ppo-modelfree"),
+    ]
+
+
 def test_a_spec_pins_what_its_preset_meant(monkeypatch: pytest.MonkeyPatch) -> None:
     spec, baseline = _spec(), _spec("sb3-ppo-modelfree")
     assert len(spec.config_digest) == 12 and baseline.config_digest == "-"
