@@ -509,17 +509,28 @@ def run_one(
 
     evaluated = {point["step"] for point in progress.curve}
     end = spec.steps if stop_at is None else min(stop_at, spec.steps)
+    since = time.perf_counter()  # training time since then is not yet in progress.train_seconds
+
+    def count_training() -> None:
+        nonlocal since
+        now = time.perf_counter()
+        progress.train_seconds += now - since
+        since = now
 
     def save() -> None:
+        count_training()  # a checkpoint carries the training time up to it, so a killed run's resume keeps it
         _write_json(folder / "curve.json", dataclasses.asdict(progress))
         learner.save(folder)
 
     def evaluate(step: int) -> None:
-        start = time.perf_counter()
+        nonlocal since
+        count_training()
         returns = learner.evaluate(spec.eval_episodes, spec.seed + EVAL_SEED_OFFSET, spec.eval_max_steps)
         progress.curve.append({"step": step, "mean": float(np.mean(returns)), "returns": returns})
         evaluated.add(step)
-        progress.eval_seconds += time.perf_counter() - start
+        now = time.perf_counter()
+        progress.eval_seconds += now - since
+        since = now
 
     def on_step(step: int) -> bool:
         # Called inside the learner's loop after each real step (a consistent state to evaluate and save in; PPO
@@ -531,9 +542,9 @@ def run_one(
         return step < end
 
     if learner.num_timesteps < end:
-        start, eval_before = time.perf_counter(), progress.eval_seconds
+        since = time.perf_counter()
         learner.train_until(end, on_step)
-        progress.train_seconds += time.perf_counter() - start - (progress.eval_seconds - eval_before)
+        count_training()
     if learner.num_timesteps < spec.steps:
         save()
         return None

@@ -135,6 +135,31 @@ def test_drama_run_resumes_from_its_checkpoint_exactly(tmp_path: Path) -> None:
     assert run_one(spec, tmp_path / "b") == resumed  # finished runs are not run again
 
 
+def test_a_killed_run_keeps_the_training_time_before_its_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from drama_wm import sweep
+
+    spec, saved = _spec(), []
+    real_save = sweep._DramaRun.save
+
+    def save_then_die_at_100(self: sweep._DramaRun, folder: Path) -> None:
+        real_save(self, folder)
+        saved.append(self.num_timesteps)
+        if self.num_timesteps == 100:
+            raise KeyboardInterrupt  # the process ends right after its checkpoint at step 100
+
+    monkeypatch.setattr(sweep._DramaRun, "save", save_then_die_at_100)
+    with pytest.raises(KeyboardInterrupt):
+        run_one(spec, tmp_path)
+    assert saved == [50, 100]
+    first = json.loads((tmp_path / "runs" / spec.name / "curve.json").read_text())["train_seconds"]
+    assert first > 0  # 100 steps of training, not the 0 the run started with
+    monkeypatch.undo()
+    result = run_one(spec, tmp_path)
+    assert result is not None and result["resumed_from"] == [100] and result["train_seconds"] > first
+
+
 @pytest.mark.parametrize("learner", ["sb3-ppo-modelfree", "sb3-dqn-modelfree"])
 def test_baseline_runs_checkpoint_and_resume(tmp_path: Path, learner: str) -> None:
     pytest.importorskip("stable_baselines3")
