@@ -159,6 +159,9 @@ def expand(
     if unknown:
         raise TypeError(f"expand() got unknown options {sorted(unknown)}: eval_every, eval_episodes, eval_max_steps "
                         "or checkpoint_every")
+    for env in envs:  # an unknown id fails here, before any run starts, not inside every worker
+        for for_drama in sorted({learner == "drama" for learner in learners}):
+            make_real_env(env, for_drama).close()
     schedule: dict[str, Any] = dict(options)
     specs: list[RunSpec] = []
     for seed in seeds:
@@ -593,6 +596,20 @@ def _merged_specs(path: Path, specs: Sequence[RunSpec]) -> list[dict[str, Any]]:
     return [d for d in earlier if RunSpec.from_dict(d).name not in names] + new
 
 
+class SweepFailed(RuntimeError):
+    """Some runs failed after their retries; the others ran to the end. ``results`` holds the finished runs'
+    results (by position in the specs, ``None`` where failed), ``failed`` maps a failed run's name to its error."""
+
+    def __init__(self, out: Path, results: list[dict[str, Any] | None], failed: dict[str, str]) -> None:
+        self.results, self.failed = results, failed
+        lines = "\n".join(f"  {name}: {error}" for name, error in failed.items())
+        super().__init__(
+            f"{len(failed)} of {len(results)} runs failed after their retries (the others finished, results in "
+            f"{out}):\n{lines}\nfix the cause and run the same sweep again: finished runs are skipped and the failed "
+            "ones resume from their last checkpoint"
+        )
+
+
 def run_sweep(
     specs: Sequence[RunSpec],
     out: str | Path,
@@ -606,12 +623,14 @@ def run_sweep(
     ``address=None`` starts Ray on this machine with ``num_cpus`` CPUs (all by default), so that many runs go at
     once; an address ("auto", "ray://head:10001") joins a cluster. Runs with a ``result.json`` are not started
     again. A task whose worker dies, or that raises, is retried up to ``max_retries`` times and resumes from its
-    checkpoint. ``out`` must be on a file system that every node sees.
+    checkpoint. A run that still fails does not stop the others: once every run has ended, :class:`SweepFailed`
+    names the failed ones. ``out`` must be on a file system that every node sees.
     """
     ray = _import_ray()
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     results: dict[int, dict[str, Any]] = {}
+    failed: dict[str, str] = {}
     pending_specs = []
     for i, spec in enumerate(specs):
         done = out / "runs" / spec.name / "result.json"
@@ -633,13 +652,22 @@ def run_sweep(
             waiting = list(refs)
             while waiting:
                 ready, waiting = ray.wait(waiting, num_returns=1)
-                result = ray.get(ready[0])
-                results[refs[ready[0]]] = result
+                i = refs[ready[0]]
+                try:
+                    result = ray.get(ready[0])
+                except ray.exceptions.RayError as err:  # the task's own error, or its worker's death, after retries
+                    cause = getattr(err, "cause", None) or err
+                    first_line = (str(cause).strip().splitlines() or [""])[0]
+                    failed[specs[i].name] = f"{type(cause).__name__}: {first_line[:300]}"
+                    continue
+                results[i] = result
                 if on_result is not None:
                     on_result(result)
         finally:
             if started_here:
                 ray.shutdown()
+    if failed:
+        raise SweepFailed(out, [results.get(i) for i in range(len(specs))], failed)
     return [results[i] for i in range(len(specs))]
 
 
@@ -659,6 +687,7 @@ def remove_run(out: str | Path, spec: RunSpec) -> None:
 __all__ = [
     "LEARNERS",
     "RunSpec",
+    "SweepFailed",
     "apply_overrides",
     "expand",
     "load_results",

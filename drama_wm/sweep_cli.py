@@ -71,7 +71,7 @@ def _missing_extra(err: ImportError) -> ValueError:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from drama_wm.sweep import expand, run_sweep
+    from drama_wm.sweep import SweepFailed, expand, run_sweep
 
     specs = expand(
         args.env,
@@ -97,6 +97,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
                             max_retries=args.max_retries, on_result=show)
     except ImportError as err:
         raise _missing_extra(err) from None
+    except SweepFailed as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     print(f"{len(results)} runs finished; aggregate with: drama-wm report {args.out}")
     return 0
 

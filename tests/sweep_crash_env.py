@@ -27,5 +27,17 @@ class CrashOnceCartPole(CartPoleEnv):
         return super().step(action)
 
 
+class BrokenCartPole(CartPoleEnv):
+    """Raises at its third step, on every attempt: a run that cannot succeed."""
+
+    def step(self, action: int):  # type: ignore[override]
+        self.steps_made = getattr(self, "steps_made", 0) + 1
+        if self.steps_made == 3:
+            raise RuntimeError("step 3 is broken")
+        return super().step(action)
+
+
+if "BrokenCartPole-v0" not in gym.registry:
+    gym.register("BrokenCartPole-v0", entry_point=BrokenCartPole, max_episode_steps=500)
 if "CrashOnceCartPole-v0" not in gym.registry:
     gym.register("CrashOnceCartPole-v0", entry_point=CrashOnceCartPole, max_episode_steps=500)

@@ -8,6 +8,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import gymnasium as gym
 import pytest
 
 from drama_wm import DramaConfig
@@ -226,6 +227,28 @@ def test_a_run_whose_worker_dies_is_retried_and_resumes(tmp_path: Path, ray_env:
     # The retry resumed from the checkpoint before the crash (step 50 < CRASH_AT = 90), it did not start again
     assert result["resumed_from"] == [50] and sweep_crash_env.CRASH_AT > 50
     assert result["steps"] == 150 and [p["step"] for p in result["curve"]] == [50, 100, 150]
+
+
+def test_a_run_that_keeps_failing_does_not_stop_the_others(tmp_path: Path, ray_env: Path) -> None:
+    from drama_wm.sweep import SweepFailed, run_sweep
+
+    # an env whose every step raises: its run fails on each attempt, the other one runs to the end
+    broken = RunSpec("sweep_crash_env:BrokenCartPole-v0", 0, 100, preset="tiny", eval_every=50, eval_episodes=1,
+                     checkpoint_every=50)
+    good = _spec("sb3-ppo-modelfree", steps=100)
+    expected = r"(?s)1 of 2 runs failed .*BrokenCartPole.*RuntimeError: step 3 is broken"
+    with pytest.raises(SweepFailed, match=expected) as err:
+        run_sweep([broken, good], tmp_path / "sweep", num_cpus=1, max_retries=1)
+    assert err.value.results[0] is None and err.value.results[1] is not None
+    assert list(err.value.failed) == [broken.name]
+    assert [r["name"] for r in load_results(tmp_path / "sweep")] == [good.name]
+
+
+def test_expand_refuses_an_unknown_env_before_any_run_starts() -> None:
+    with pytest.raises(ValueError, match=r"unknown environment 'CartPol-v1'.*did you mean 'CartPole-v1'"):
+        expand(["CartPole-v1", "CartPol-v1"], [0], 100, ["drama"])
+    with pytest.raises(gym.error.NameNotFound):
+        expand(["CartPol-v1"], [0], 100, ["sb3-ppo-modelfree"])
 
 
 def test_sweep_json_keeps_the_runs_of_earlier_sweeps_into_the_same_folder(tmp_path):
