@@ -14,9 +14,10 @@ aggregates, and the report says so.
 
 Per setting (learner, preset, overrides) with runs on every env: IQM (mean of the middle 50% of all runs' scores),
 mean, and median (rliable's: the median over envs of each env's mean score) with 95% stratified bootstrap
-intervals (``rliable.library.get_interval_estimates``, strata = envs), the probability of improvement of each
-setting over each other, and performance profiles (PNG). Results: ``report.md``, ``report.json`` and
-``performance_profile_<score>.png`` in the sweep folder. Needs ``pip install drama-wm[sweep]``.
+intervals (``rliable.library.get_interval_estimates``, strata = envs; none where a setting has one run per env,
+since every resample would be that run), the probability of improvement of each setting over each other, and
+performance profiles (PNG). Results: ``report.md``, ``report.json`` and ``performance_profile_<score>.png`` in the
+sweep folder. Needs ``pip install drama-wm[sweep]``.
 """
 
 from __future__ import annotations
@@ -160,12 +161,14 @@ def aggregate(
         )
         settings: dict[str, Any] = {}
         for name, matrix in matrices.items():
+            # one run per env: every bootstrap resample is that run, a zero-width "interval" that means nothing
+            bootstrapped = matrix.shape[0] >= 2
             settings[name] = {
                 "runs_per_env": int(matrix.shape[0]),
                 "per_env_mean": dict(zip(envs, matrix.mean(axis=0).tolist(), strict=True)),
                 **{
-                    m: {"value": float(points[name][i]), "ci": [float(intervals[name][0, i]),
-                                                               float(intervals[name][1, i])]}
+                    m: {"value": float(points[name][i]),
+                        "ci": [float(intervals[name][0, i]), float(intervals[name][1, i])] if bootstrapped else None}
                     for i, m in enumerate(METRICS)
                 },
             }
@@ -177,8 +180,9 @@ def aggregate(
                 pairs, metrics.probability_of_improvement, reps=reps, random_state=np.random.RandomState(seed)
             )
             improvement = {
-                k: {"value": float(np.ravel(p_points[k])[0]), "ci": [float(np.ravel(p_intervals[k])[0]),
-                                                                    float(np.ravel(p_intervals[k])[1])]}
+                k: {"value": float(np.ravel(p_points[k])[0]),
+                    "ci": [float(np.ravel(p_intervals[k])[0]), float(np.ravel(p_intervals[k])[1])]
+                    if min(len(pairs[k][0]), len(pairs[k][1])) >= 2 else None}
                 for k in pairs
             }
         report["scores"][score] = {"envs": envs, "settings": settings, "probability_of_improvement": improvement}
@@ -205,14 +209,18 @@ def markdown(report: dict[str, Any]) -> str:
                   "| setting | runs/env | IQM | mean | median | " + " | ".join(block["envs"]) + " |",
                   "|---|---|---|---|---|" + "---|" * len(block["envs"])]
         for name, s in block["settings"].items():
-            cells = [f"{s[m]['value']:.3f} [{s[m]['ci'][0]:.3f}, {s[m]['ci'][1]:.3f}]" for m in METRICS]
+            cells = [f"{s[m]['value']:.3f} {_interval(s[m]['ci'])}" for m in METRICS]
             per_env = [f"{s['per_env_mean'][e]:.3f}" for e in block["envs"]]
             lines.append(f"| {name} | {s['runs_per_env']} | " + " | ".join(cells + per_env) + " |")
         if block["probability_of_improvement"]:
             lines += ["", "| probability of improvement | P(X > Y) [95% CI] |", "|---|---|"]
             for pair, p in block["probability_of_improvement"].items():
-                lines.append(f"| {pair} | {p['value']:.3f} [{p['ci'][0]:.3f}, {p['ci'][1]:.3f}] |")
+                lines.append(f"| {pair} | {p['value']:.3f} {_interval(p['ci'])} |")
     return "\n".join(lines) + "\n"
+
+
+def _interval(ci: list[float] | None) -> str:
+    return "(no CI: 1 run per env)" if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
 def performance_profile(results: Sequence[dict[str, Any]], path: str | Path, score: str = "final") -> Path:

@@ -103,3 +103,14 @@ def test_a_partial_sweep_reports_whole_seeds_and_lists_the_runs_it_did_not_count
     assert "- B: 1 runs (Pendulum-B-0)" in markdown(report)
     with pytest.raises(ValueError, match=r"no setting has finished one seed on every env .*B: Pendulum-B-0"):
         score_matrices([*results[4:], _result("A", "Pendulum", 3, [(100, 1.0)])])
+
+
+def test_one_run_per_env_gets_a_point_estimate_and_no_interval() -> None:
+    results = [*_synthetic(), _result("C", "CartPole-v1", 0, [(100, 0.0), (200, 50.0)])]
+    report = aggregate(results, reps=200)
+    final = report["scores"]["final"]
+    assert final["settings"]["C"]["IQM"] == {"value": pytest.approx(0.5), "ci": None}
+    assert final["settings"]["A"]["IQM"]["ci"] is not None
+    assert final["probability_of_improvement"]["A > C"]["ci"] is None
+    assert final["probability_of_improvement"]["A > B"]["ci"] is not None
+    assert "| C | 1 | 0.500 (no CI: 1 run per env) |" in markdown(report)
