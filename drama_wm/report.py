@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,14 @@ def left_out(results: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
     return {setting: sorted(names) for setting, names in sorted(out.items())}
 
 
+def _interval_estimates(library: Any, *args: Any, **kwargs: Any) -> Any:
+    """``library.get_interval_estimates`` without arch's FutureWarning about the ``random_state`` that rliable 1.2
+    passes on (the seeded RandomState is what makes the report reproducible)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="random_state is deprecated", category=FutureWarning)
+        return library.get_interval_estimates(*args, **kwargs)
+
+
 def aggregate(
     results: Sequence[dict[str, Any]], reps: int = 2000, seed: int = 0
 ) -> dict[str, Any]:
@@ -156,8 +165,8 @@ def aggregate(
     report: dict[str, Any] = {"normalisation": normalisers(results), "left_out": left_out(results), "scores": {}}
     for score in SCORES:
         matrices, envs = score_matrices(results, score)
-        points, intervals = library.get_interval_estimates(
-            matrices, three, reps=reps, random_state=np.random.RandomState(seed)
+        points, intervals = _interval_estimates(
+            library, matrices, three, reps=reps, random_state=np.random.RandomState(seed)
         )
         settings: dict[str, Any] = {}
         for name, matrix in matrices.items():
@@ -176,8 +185,8 @@ def aggregate(
                  if matrices[a].shape[1] == matrices[b].shape[1]}
         improvement: dict[str, Any] = {}
         if pairs:
-            p_points, p_intervals = library.get_interval_estimates(
-                pairs, metrics.probability_of_improvement, reps=reps, random_state=np.random.RandomState(seed)
+            p_points, p_intervals = _interval_estimates(
+                library, pairs, metrics.probability_of_improvement, reps=reps, random_state=np.random.RandomState(seed)
             )
             improvement = {
                 k: {"value": float(np.ravel(p_points[k])[0]),
@@ -192,6 +201,14 @@ def aggregate(
 def markdown(report: dict[str, Any]) -> str:
     """The report as markdown tables."""
     lines = ["# Sweep report", ""]
+    rows = report.get("progress", [])
+    if any(row["state"] != "finished" for row in rows):
+        started = [f"{row['name']} (step {row['step']:,} of {row['steps']:,})" for row in rows
+                   if row["state"] == "started"]
+        waiting = sum(row["state"] == "not started" for row in rows)
+        lines += [f"Sweep in progress: {sum(row['state'] == 'finished' for row in rows)} of {len(rows)} runs "
+                  f"finished, {len(started)} started ({', '.join(started) or 'none'}), {waiting} not started; the "
+                  "same drama-wm sweep command carries it on.", ""]
     rules = report["normalisation"]
     lines.append("Normalisation: " + "; ".join(
         f"{env}: human-normalised" if r["kind"] == "human"
@@ -250,12 +267,14 @@ def performance_profile(results: Sequence[dict[str, Any]], path: str | Path, sco
 
 def write_report(out: str | Path, reps: int = 2000) -> dict[str, Path]:
     """Aggregate ``out/runs/*/result.json`` into ``report.md``, ``report.json`` and performance-profile PNGs."""
-    from drama_wm.sweep import load_results
+    from drama_wm.sweep import load_results, sweep_progress
 
     out = Path(out)
     results = load_results(out)
     report = aggregate(results, reps=reps)
     report["runs"] = len(results)
+    if (out / "sweep.json").exists():
+        report["progress"] = sweep_progress(out)
     paths = {"markdown": out / "report.md", "json": out / "report.json"}
     paths["markdown"].write_text(markdown(report))
     paths["json"].write_text(json.dumps(report, indent=1))

@@ -344,6 +344,7 @@ class _Progress:
 
     curve: list[dict[str, Any]] = field(default_factory=list)  # {"step", "mean", "returns"}
     resumed_from: list[int] = field(default_factory=list)  # the step of each resume
+    checkpoint_step: int = 0  # the real steps in the checkpoint this file goes with
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
 
@@ -522,6 +523,7 @@ def run_one(
 
     def save() -> None:
         count_training()  # a checkpoint carries the training time up to it, so a killed run's resume keeps it
+        progress.checkpoint_step = learner.num_timesteps
         _write_json(folder / "curve.json", dataclasses.asdict(progress))
         learner.save(folder)
 
@@ -679,6 +681,33 @@ def load_results(out: str | Path) -> list[dict[str, Any]]:
     return [_read_json(p) for p in sorted(folder.glob("*/result.json"))]
 
 
+def sweep_progress(out: str | Path) -> list[dict[str, Any]]:
+    """Where each run recorded in ``out/sweep.json`` stands, in its order: ``{"name", "setting", "env", "seed",
+    "steps", "state", "step", "train_seconds"}`` with state "finished", "started" (``step``: the real steps of its
+    last checkpoint, from which it resumes) or "not started"."""
+    out = Path(out)
+    if not (out / "sweep.json").exists():
+        raise FileNotFoundError(f"{out} holds no sweep.json: run drama-wm sweep --out {out} first")
+    rows = []
+    for d in _read_json(out / "sweep.json")["specs"]:
+        spec = RunSpec.from_dict(d)
+        folder = out / "runs" / spec.name
+        row: dict[str, Any] = {"name": spec.name, "setting": spec.setting, "env": spec.env, "seed": spec.seed,
+                               "steps": spec.steps, "state": "not started", "step": 0, "train_seconds": 0.0}
+        if (folder / "result.json").exists():
+            result = _read_json(folder / "result.json")
+            row.update(state="finished", step=result["steps"], train_seconds=result["train_seconds"])
+        elif folder.is_dir():
+            row["state"] = "started"
+            if (folder / "curve.json").exists() and _checkpoint_files(folder):
+                progress = _read_json(folder / "curve.json")
+                # curve.json files written before checkpoint_step existed: the last evaluation, at most the checkpoint
+                step = progress.get("checkpoint_step") or max((p["step"] for p in progress["curve"]), default=0)
+                row.update(step=step, train_seconds=progress["train_seconds"])
+        rows.append(row)
+    return rows
+
+
 def remove_run(out: str | Path, spec: RunSpec) -> None:
     """Delete a run's folder (to run it again from scratch)."""
     shutil.rmtree(Path(out) / "runs" / spec.name, ignore_errors=True)
@@ -696,4 +725,5 @@ __all__ = [
     "remove_run",
     "run_one",
     "run_sweep",
+    "sweep_progress",
 ]

@@ -251,6 +251,26 @@ def test_expand_refuses_an_unknown_env_before_any_run_starts() -> None:
         expand(["CartPol-v1"], [0], 100, ["sb3-ppo-modelfree"])
 
 
+def test_sweep_progress_tells_finished_started_and_waiting_runs_apart(tmp_path: Path) -> None:
+    from drama_wm.sweep import _merged_specs, sweep_progress
+
+    done, cut, waiting = _spec(seed=0), _spec(seed=1), _spec(seed=2)
+    (tmp_path / "sweep.json").write_text(json.dumps({"specs": _merged_specs(tmp_path / "sweep.json",
+                                                                            [done, cut, waiting])}))
+    run_one(done, tmp_path)
+    assert run_one(cut, tmp_path, stop_at=120) is None  # stopped at step 120 with a checkpoint there
+    rows = sweep_progress(tmp_path)
+    assert [(r["name"], r["state"], r["step"]) for r in rows] == [
+        (done.name, "finished", 200), (cut.name, "started", 120), (waiting.name, "not started", 0)
+    ]
+    assert rows[0]["train_seconds"] > 0 and rows[1]["train_seconds"] > 0 and rows[2]["train_seconds"] == 0
+    pytest.importorskip("rliable")
+    from drama_wm.report import write_report
+
+    text = write_report(tmp_path, reps=50)["markdown"].read_text()
+    assert f"Sweep in progress: 1 of 3 runs finished, 1 started ({cut.name} (step 120 of 200)), 1 not started" in text
+
+
 def test_sweep_json_keeps_the_runs_of_earlier_sweeps_into_the_same_folder(tmp_path):
     from drama_wm.sweep import _merged_specs
 
