@@ -681,6 +681,15 @@ def load_results(out: str | Path) -> list[dict[str, Any]]:
     return [_read_json(p) for p in sorted(folder.glob("*/result.json"))]
 
 
+def run_state(out: str | Path, spec: RunSpec) -> str:
+    """"finished" (it has a result.json), "started" (its folder exists: it resumes from its last checkpoint, if any)
+    or "not started"."""
+    folder = Path(out) / "runs" / spec.name
+    if (folder / "result.json").exists():
+        return "finished"
+    return "started" if folder.is_dir() else "not started"
+
+
 def sweep_progress(out: str | Path) -> list[dict[str, Any]]:
     """Where each run recorded in ``out/sweep.json`` stands, in its order: ``{"name", "setting", "env", "seed",
     "steps", "state", "step", "train_seconds"}`` with state "finished", "started" (``step``: the real steps of its
@@ -693,12 +702,11 @@ def sweep_progress(out: str | Path) -> list[dict[str, Any]]:
         spec = RunSpec.from_dict(d)
         folder = out / "runs" / spec.name
         row: dict[str, Any] = {"name": spec.name, "setting": spec.setting, "env": spec.env, "seed": spec.seed,
-                               "steps": spec.steps, "state": "not started", "step": 0, "train_seconds": 0.0}
-        if (folder / "result.json").exists():
+                               "steps": spec.steps, "state": run_state(out, spec), "step": 0, "train_seconds": 0.0}
+        if row["state"] == "finished":
             result = _read_json(folder / "result.json")
-            row.update(state="finished", step=result["steps"], train_seconds=result["train_seconds"])
-        elif folder.is_dir():
-            row["state"] = "started"
+            row.update(step=result["steps"], train_seconds=result["train_seconds"])
+        elif row["state"] == "started":
             if (folder / "curve.json").exists() and _checkpoint_files(folder):
                 progress = _read_json(folder / "curve.json")
                 # curve.json files written before checkpoint_step existed: the last evaluation, at most the checkpoint
@@ -724,6 +732,7 @@ __all__ = [
     "parse_overrides",
     "remove_run",
     "run_one",
+    "run_state",
     "run_sweep",
     "sweep_progress",
 ]

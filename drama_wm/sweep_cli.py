@@ -71,7 +71,9 @@ def _missing_extra(err: ImportError) -> ValueError:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from drama_wm.sweep import SweepFailed, expand, run_sweep
+    from collections import Counter
+
+    from drama_wm.sweep import SweepFailed, expand, run_state, run_sweep
 
     specs = expand(
         args.env,
@@ -85,7 +87,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         eval_max_steps=args.eval_max_steps,
         checkpoint_every=args.checkpoint_every,
     )
-    print(f"{len(specs)} runs into {args.out}", file=sys.stderr)
+    states = Counter(run_state(args.out, spec) for spec in specs)
+    print(f"{len(specs)} runs into {args.out}: {states['finished']} finished (skipped), {states['started']} to resume, "
+          f"{states['not started']} to start", file=sys.stderr)
 
     def show(result: dict[str, Any]) -> None:
         resumed = f", resumed from step {result['resumed_from']}" if result["resumed_from"] else ""

@@ -244,6 +244,24 @@ def test_a_run_that_keeps_failing_does_not_stop_the_others(tmp_path: Path, ray_e
     assert [r["name"] for r in load_results(tmp_path / "sweep")] == [good.name]
 
 
+def test_sweep_command_says_what_it_skips_and_exits_1_when_a_run_fails(
+    tmp_path: Path, ray_env: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from drama_wm.cli import main
+
+    common = ["--seeds", "0", "--steps", "100", "--learner", "sb3-ppo-modelfree", "--eval-every", "50",
+              "--eval-episodes", "1", "--checkpoint-every", "50", "--num-cpus", "1", "--out", str(tmp_path / "s")]
+    assert main(["sweep", "--env", "CartPole-v1", *common]) == 0
+    assert "1 runs into " + str(tmp_path / "s") + ": 0 finished (skipped), 0 to resume, 1 to start" in (
+        capsys.readouterr().err
+    )
+    assert main(["sweep", "--env", "CartPole-v1", "sweep_crash_env:BrokenCartPole-v0", *common, "--max-retries",
+                 "0"]) == 1
+    err = capsys.readouterr().err
+    assert ": 1 finished (skipped), 0 to resume, 1 to start" in err
+    assert "error: 1 of 2 runs failed after their retries" in err and "RuntimeError: step 3 is broken" in err
+
+
 def test_expand_refuses_an_unknown_env_before_any_run_starts() -> None:
     with pytest.raises(ValueError, match=r"unknown environment 'CartPol-v1'.*did you mean 'CartPole-v1'"):
         expand(["CartPole-v1", "CartPol-v1"], [0], 100, ["drama"])
