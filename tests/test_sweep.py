@@ -229,37 +229,25 @@ def test_a_run_whose_worker_dies_is_retried_and_resumes(tmp_path: Path, ray_env:
     assert result["steps"] == 150 and [p["step"] for p in result["curve"]] == [50, 100, 150]
 
 
-def test_a_run_that_keeps_failing_does_not_stop_the_others(tmp_path: Path, ray_env: Path) -> None:
-    from drama_wm.sweep import SweepFailed, run_sweep
-
-    # an env whose every step raises: its run fails on each attempt, the other one runs to the end
-    broken = RunSpec("sweep_crash_env:BrokenCartPole-v0", 0, 100, preset="tiny", eval_every=50, eval_episodes=1,
-                     checkpoint_every=50)
-    good = _spec("sb3-ppo-modelfree", steps=100)
-    expected = r"(?s)1 of 2 runs failed .*BrokenCartPole.*RuntimeError: step 3 is broken"
-    with pytest.raises(SweepFailed, match=expected) as err:
-        run_sweep([broken, good], tmp_path / "sweep", num_cpus=1, max_retries=1)
-    assert err.value.results[0] is None and err.value.results[1] is not None
-    assert list(err.value.failed) == [broken.name]
-    assert [r["name"] for r in load_results(tmp_path / "sweep")] == [good.name]
-
-
-def test_sweep_command_says_what_it_skips_and_exits_1_when_a_run_fails(
+def test_a_failing_run_does_not_stop_the_others_and_the_sweep_exits_1_naming_it(
     tmp_path: Path, ray_env: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from drama_wm.cli import main
 
+    out = tmp_path / "s"
     common = ["--seeds", "0", "--steps", "100", "--learner", "sb3-ppo-modelfree", "--eval-every", "50",
-              "--eval-episodes", "1", "--checkpoint-every", "50", "--num-cpus", "1", "--out", str(tmp_path / "s")]
-    assert main(["sweep", "--env", "CartPole-v1", *common]) == 0
-    assert "1 runs into " + str(tmp_path / "s") + ": 0 finished (skipped), 0 to resume, 1 to start" in (
-        capsys.readouterr().err
-    )
-    assert main(["sweep", "--env", "CartPole-v1", "sweep_crash_env:BrokenCartPole-v0", *common, "--max-retries",
-                 "0"]) == 1
+              "--eval-episodes", "1", "--checkpoint-every", "50", "--num-cpus", "1", "--out", str(out)]
+    # BrokenCartPole raises at its third step on every attempt; with one CPU it runs first, then CartPole does
+    broken = ["sweep", "--env", "sweep_crash_env:BrokenCartPole-v0", "CartPole-v1", *common, "--max-retries", "0"]
+    assert main(broken) == 1
     err = capsys.readouterr().err
-    assert ": 1 finished (skipped), 0 to resume, 1 to start" in err
-    assert "error: 1 of 2 runs failed after their retries" in err and "RuntimeError: step 3 is broken" in err
+    assert f"2 runs into {out}: 0 finished (skipped), 0 to resume, 2 to start" in err
+    assert "error: 1 of 2 runs failed after their retries" in err and "BrokenCartPole" in err
+    assert "RuntimeError: step 3 is broken" in err
+    (finished,) = load_results(out)  # the other run ran to the end
+    assert finished["spec"]["env"] == "CartPole-v1" and finished["steps"] == 100
+    assert main(["sweep", "--env", "CartPole-v1", *common]) == 0  # finished: skipped, Ray not started
+    assert f"1 runs into {out}: 1 finished (skipped), 0 to resume, 0 to start" in capsys.readouterr().err
 
 
 def test_expand_refuses_an_unknown_env_before_any_run_starts() -> None:
