@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import RESULTS, machine
 
 from drama_wm import Drama, DramaConfig, SamplerConfig
-from drama_wm.sweep import apply_overrides
+from drama_wm.overrides import apply_overrides
 
 ENV = "CartPole-v1"
 

@@ -12,8 +12,11 @@ import gymnasium as gym
 import pytest
 
 from drama_wm import DramaConfig
+from drama_wm.overrides import apply_overrides
+from drama_wm.run_spec import RunSpec, expand
 from drama_wm.sequence import MambaConfig, TransformerConfig
-from drama_wm.sweep import RunSpec, apply_overrides, expand, load_results, run_one
+from drama_wm.sweep import load_results
+from drama_wm.sweep_run import run_one
 
 TESTS = Path(__file__).parent
 
@@ -139,18 +142,18 @@ def test_drama_run_resumes_from_its_checkpoint_exactly(tmp_path: Path) -> None:
 def test_a_killed_run_keeps_the_training_time_before_its_checkpoint(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from drama_wm import sweep
+    from drama_wm import sweep_run
 
     spec, saved = _spec(), []
-    real_save = sweep._DramaRun.save
+    real_save = sweep_run._DramaRun.save
 
-    def save_then_die_at_100(self: sweep._DramaRun, folder: Path) -> None:
+    def save_then_die_at_100(self: sweep_run._DramaRun, folder: Path) -> None:
         real_save(self, folder)
         saved.append(self.num_timesteps)
         if self.num_timesteps == 100:
             raise KeyboardInterrupt  # the process ends right after its checkpoint at step 100
 
-    monkeypatch.setattr(sweep._DramaRun, "save", save_then_die_at_100)
+    monkeypatch.setattr(sweep_run._DramaRun, "save", save_then_die_at_100)
     with pytest.raises(KeyboardInterrupt):
         run_one(spec, tmp_path)
     assert saved == [50, 100]
