@@ -142,6 +142,14 @@ def left_out(results: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
     return {setting: sorted(names) for setting, names in sorted(out.items())}
 
 
+def final_returns(results: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
+    """Every finished run's raw final return, counted or not: {setting: {env: {seed (as text): return}}}."""
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for r in sorted(results, key=lambda r: (r["setting"], r["spec"]["env"], int(r["spec"]["seed"]))):
+        table.setdefault(r["setting"], {}).setdefault(r["spec"]["env"], {})[str(r["spec"]["seed"])] = r["final_return"]
+    return table
+
+
 def _interval_estimates(library: Any, *args: Any, **kwargs: Any) -> Any:
     """``library.get_interval_estimates`` without arch's FutureWarning about the ``random_state`` that rliable 1.2
     passes on (the seeded RandomState is what makes the report reproducible)."""
@@ -162,7 +170,8 @@ def aggregate(
     def three(x: np.ndarray) -> np.ndarray:
         return np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x), metrics.aggregate_median(x)])
 
-    report: dict[str, Any] = {"normalisation": normalisers(results), "left_out": left_out(results), "scores": {}}
+    report: dict[str, Any] = {"normalisation": normalisers(results), "left_out": left_out(results),
+                              "final_returns": final_returns(results), "scores": {}}
     for score in SCORES:
         matrices, envs = score_matrices(results, score)
         points, intervals = _interval_estimates(
@@ -233,6 +242,16 @@ def markdown(report: dict[str, Any]) -> str:
             lines += ["", "| probability of improvement | P(X > Y) [95% CI] |", "|---|---|"]
             for pair, p in block["probability_of_improvement"].items():
                 lines.append(f"| {pair} | {p['value']:.3f} {_interval(p['ci'])} |")
+    table = report.get("final_returns", {})
+    seeds = sorted({int(s) for envs in table.values() for runs in envs.values() for s in runs})
+    if table:
+        header = "| setting | env | " + " | ".join(f"seed {s}" for s in seeds) + " |"
+        lines += ["", "## Final return of every finished run (raw, counted or not)", "", header,
+                  "|---|---|" + "---|" * len(seeds)]
+        for name, envs in table.items():
+            for env, runs in envs.items():
+                cells = [f"{runs[str(s)]:g}" if str(s) in runs else "" for s in seeds]
+                lines.append(f"| {name} | {env} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -283,5 +302,5 @@ def write_report(out: str | Path, reps: int = 2000) -> dict[str, Path]:
     return paths
 
 
-__all__ = ["aggregate", "curve_auc", "left_out", "markdown", "normalisers", "performance_profile", "score_matrices",
-           "write_report"]
+__all__ = ["aggregate", "curve_auc", "final_returns", "left_out", "markdown", "normalisers", "performance_profile",
+           "score_matrices", "write_report"]
