@@ -284,8 +284,58 @@ def performance_profile(results: Sequence[dict[str, Any]], path: str | Path, sco
     return path
 
 
+def mean_curves(results: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Raw learning curves over every finished run, counted or not: {env: {setting: {"step", "mean", "min", "max"}}}
+    (lists, at the steps every run of that setting and env evaluated) and "runs" (how many)."""
+    grouped: dict[str, dict[str, list[dict[int, float]]]] = {}
+    for r in results:
+        curve = {int(p["step"]): float(p["mean"]) for p in r["curve"]}
+        grouped.setdefault(r["spec"]["env"], {}).setdefault(r["setting"], []).append(curve)
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for env, settings in sorted(grouped.items()):
+        for setting, curves in sorted(settings.items()):
+            steps = sorted(set.intersection(*(set(c) for c in curves)))
+            values = np.array([[c[s] for s in steps] for c in curves]).reshape(len(curves), len(steps))
+            out.setdefault(env, {})[setting] = {
+                "step": [float(s) for s in steps], "mean": values.mean(axis=0).tolist(),
+                "min": values.min(axis=0).tolist(), "max": values.max(axis=0).tolist(), "runs": len(curves),
+            }
+    return out
+
+
+def learning_curves(results: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """Save one panel per env: each setting's mean evaluation return against real steps, its runs' range shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = mean_curves(results)
+    cols = min(len(curves), 3)
+    rows = -(-len(curves) // cols)
+    every = sorted({setting for settings in curves.values() for setting in settings})
+    colour = {setting: f"C{i % 10}" for i, setting in enumerate(every)}  # one colour per setting in every panel
+    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.3 * rows), squeeze=False)
+    for ax, (env, settings) in zip(axes.flat, curves.items(), strict=False):
+        for setting, c in settings.items():
+            ax.plot(c["step"], c["mean"], color=colour[setting], label=f"{setting} ({c['runs']} runs)")
+            ax.fill_between(c["step"], c["min"], c["max"], color=colour[setting], alpha=0.15)
+        ax.set_title(env, fontsize=9)
+        ax.set_xlabel("real steps", fontsize=8)
+        ax.set_ylabel("evaluation return", fontsize=8)
+        ax.legend(fontsize=6)
+    for ax in list(axes.flat)[len(curves):]:
+        ax.axis("off")
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def write_report(out: str | Path, reps: int = 2000) -> dict[str, Path]:
-    """Aggregate ``out/runs/*/result.json`` into ``report.md``, ``report.json`` and performance-profile PNGs."""
+    """Aggregate ``out/runs/*/result.json`` into ``report.md``, ``report.json``, performance-profile PNGs and the
+    learning curves (``learning_curves.png``)."""
     from drama_wm.sweep import load_results, sweep_progress
 
     out = Path(out)
@@ -299,8 +349,9 @@ def write_report(out: str | Path, reps: int = 2000) -> dict[str, Path]:
     paths["json"].write_text(json.dumps(report, indent=1))
     for score in SCORES:
         paths[f"profile_{score}"] = performance_profile(results, out / f"performance_profile_{score}.png", score)
+    paths["curves"] = learning_curves(results, out / "learning_curves.png")
     return paths
 
 
-__all__ = ["aggregate", "curve_auc", "final_returns", "left_out", "markdown", "normalisers", "performance_profile",
-           "score_matrices", "write_report"]
+__all__ = ["aggregate", "curve_auc", "final_returns", "learning_curves", "left_out", "markdown", "mean_curves",
+           "normalisers", "performance_profile", "score_matrices", "write_report"]

@@ -11,7 +11,7 @@ import pytest
 pytest.importorskip("rliable")
 
 from drama_wm.cli import main
-from drama_wm.report import aggregate, curve_auc, left_out, markdown, score_matrices
+from drama_wm.report import aggregate, curve_auc, left_out, markdown, mean_curves, score_matrices
 
 
 def _result(setting: str, env: str, seed: int, curve: list[tuple[int, float]]) -> dict:
@@ -75,6 +75,7 @@ def test_report_command_writes_markdown_json_and_profiles(tmp_path: Path) -> Non
     assert "| A | 4 | 0.400 [" in (tmp_path / "report.md").read_text()
     for score in ("final", "auc"):
         assert (tmp_path / f"performance_profile_{score}.png").stat().st_size > 1000
+    assert (tmp_path / "learning_curves.png").stat().st_size > 1000
 
 
 def test_report_on_a_folder_without_a_sweep_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -118,3 +119,13 @@ def test_one_run_per_env_gets_a_point_estimate_and_no_interval() -> None:
     assert final["probability_of_improvement"]["A > C"]["ci"] is None
     assert final["probability_of_improvement"]["A > B"]["ci"] is not None
     assert "| C | 1 | 0.500 (no CI: 1 run per env) |" in markdown(report)
+
+
+def test_mean_curves_average_the_steps_every_run_evaluated() -> None:
+    results = _synthetic()  # A: (100, 0) then (200, 10 / 20 / 60 / 100); B: (100, 0) then (200, 5)
+    results.append({**_result("B", "CartPole-v1", 9, [(100, 2.0), (150, 3.0), (200, 7.0)])})  # extra step 150
+    curves = mean_curves(results)["CartPole-v1"]
+    assert curves["A"] == {"step": [100.0, 200.0], "mean": [0.0, 47.5], "min": [0.0, 10.0], "max": [0.0, 100.0],
+                           "runs": 4}
+    assert curves["B"]["step"] == [100.0, 200.0] and curves["B"]["runs"] == 5
+    assert curves["B"]["mean"] == pytest.approx([0.4, 5.4]) and curves["B"]["max"] == [2.0, 7.0]
