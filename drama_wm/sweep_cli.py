@@ -58,7 +58,7 @@ def add_commands(commands: Any, parser_class: type[argparse.ArgumentParser], for
         "95% stratified bootstrap intervals, for the final return and the area under the learning curve, the\n"
         "probability of improvement between settings, and performance profiles. Atari 100k games are\n"
         "human-normalised; other envs are divided by the best evaluation return of any run of that env.\n"
-        "Writes DIR/report.md, DIR/report.json and DIR/performance_profile_{final,auc}.png.",
+        "Writes DIR/report.md, DIR/report.json, DIR/performance_profile_{final,auc}.png and DIR/learning_curves.png.",
         formatter_class=formatter,
     )
     report.add_argument("dir", metavar="DIR", help="the --out folder of drama-wm sweep")
