@@ -86,7 +86,7 @@ def score_matrices(results: Sequence[dict[str, Any]], score: str = "final") -> t
     if score not in SCORES:
         raise ValueError(f"score must be one of {SCORES}, got {score!r}")
     rules = normalisers(results)
-    envs = sorted(env for env, rule in rules.items() if rule["kind"] != "excluded")
+    envs = _reported_envs(rules)
     if not envs:
         raise ValueError("no env to report: every env's best evaluation return is <= 0 (nothing learned yet?)")
     by_setting: dict[str, dict[tuple[str, int], float]] = {}
@@ -109,11 +109,11 @@ def score_matrices(results: Sequence[dict[str, Any]], score: str = "final") -> t
             )
         runs[key] = value
         names[(r["setting"], *key)] = r["name"]
+    whole = _whole_seeds(results, envs)
     matrices: dict[str, np.ndarray] = {}
     for setting, values in sorted(by_setting.items()):
-        seeds = sorted(set.intersection(*({s for (e, s) in values if e == env} for env in envs)))
-        if seeds:
-            matrices[setting] = np.array([[values[(env, s)] for env in envs] for s in seeds])
+        if whole[setting]:
+            matrices[setting] = np.array([[values[(env, s)] for env in envs] for s in whole[setting]])
     if not matrices:
         raise ValueError(
             f"nothing to report: no setting has finished one seed on every env ({', '.join(envs)}); not counted: "
@@ -122,22 +122,31 @@ def score_matrices(results: Sequence[dict[str, Any]], score: str = "final") -> t
     return matrices, envs
 
 
+def _reported_envs(rules: dict[str, dict[str, Any]]) -> list[str]:
+    """The envs the aggregates cover (sorted): all but those where no run scored above 0."""
+    return sorted(env for env, rule in rules.items() if rule["kind"] != "excluded")
+
+
+def _whole_seeds(results: Sequence[dict[str, Any]], envs: Sequence[str]) -> dict[str, list[int]]:
+    """Per setting, the seeds (sorted) it has finished on every one of ``envs``: the runs the aggregates count."""
+    seeds: dict[str, dict[str, set[int]]] = {}
+    for r in results:
+        seeds.setdefault(r["setting"], {}).setdefault(r["spec"]["env"], set()).add(int(r["spec"]["seed"]))
+    return {
+        setting: sorted(set.intersection(*(per_env.get(env, set()) for env in envs))) if envs else []
+        for setting, per_env in seeds.items()
+    }
+
+
 def left_out(results: Sequence[dict[str, Any]]) -> dict[str, list[str]]:
     """The runs no aggregate counts, by setting (run names, sorted): a setting's seed counts once it has finished on
     every reported env, and an env where no run scored above 0 counts for nobody. A sweep carried on later fills
     these in; the report lists them so that a partial sweep never reads as a complete one."""
-    rules = normalisers(results)
-    envs = {env for env, rule in rules.items() if rule["kind"] != "excluded"}
-    seeds: dict[str, dict[str, set[int]]] = {}
-    for r in results:
-        seeds.setdefault(r["setting"], {}).setdefault(r["spec"]["env"], set()).add(int(r["spec"]["seed"]))
-    complete = {
-        setting: set.intersection(*(per_env.get(env, set()) for env in envs)) if envs else set()
-        for setting, per_env in seeds.items()
-    }
+    envs = _reported_envs(normalisers(results))
+    whole = _whole_seeds(results, envs)
     out: dict[str, list[str]] = {}
     for r in results:
-        if r["spec"]["env"] not in envs or int(r["spec"]["seed"]) not in complete[r["setting"]]:
+        if r["spec"]["env"] not in envs or int(r["spec"]["seed"]) not in whole[r["setting"]]:
             out.setdefault(r["setting"], []).append(r["name"])
     return {setting: sorted(names) for setting, names in sorted(out.items())}
 
@@ -259,12 +268,19 @@ def _interval(ci: list[float] | None) -> str:
     return "(no CI: 1 run per env)" if ci is None else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
-def performance_profile(results: Sequence[dict[str, Any]], path: str | Path, score: str = "final") -> Path:
-    """Save the performance profiles (fraction of runs with normalised score > tau) with bootstrap bands."""
+def _pyplot() -> Any:
+    """matplotlib.pyplot on the file-only Agg backend (reports are written on machines without a display)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    return plt
+
+
+def performance_profile(results: Sequence[dict[str, Any]], path: str | Path, score: str = "final") -> Path:
+    """Save the performance profiles (fraction of runs with normalised score > tau) with bootstrap bands."""
+    plt = _pyplot()
 
     library, _ = _import_rliable()
     from rliable import plot_utils
@@ -305,10 +321,7 @@ def mean_curves(results: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[s
 
 def learning_curves(results: Sequence[dict[str, Any]], path: str | Path) -> Path:
     """Save one panel per env: each setting's mean evaluation return against real steps, its runs' range shaded."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = _pyplot()
 
     curves = mean_curves(results)
     cols = min(len(curves), 3)

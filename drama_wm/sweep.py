@@ -80,9 +80,8 @@ def run_sweep(
     failed: dict[str, str] = {}
     pending_specs = []
     for i, spec in enumerate(specs):
-        done = out / "runs" / spec.name / "result.json"
-        if done.exists():
-            results[i] = read_json(done)
+        if run_state(out, spec) == "finished":
+            results[i] = read_json(out / "runs" / spec.name / "result.json")
         else:
             pending_specs.append((i, spec))
     write_json(out / "sweep.json", {"specs": _merged_specs(out / "sweep.json", specs)})
