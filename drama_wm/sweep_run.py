@@ -4,7 +4,10 @@ folder (:func:`run_one`).
 A run's folder ``DIR/runs/<name>/`` (``name`` is readable and ends in a hash of the settings, so it is stable) holds
 ``spec.json`` (the settings), its checkpoint every ``checkpoint_every`` steps, ``curve.json`` (the learning curve and
 training time so far, written just before each checkpoint) and, once finished, ``result.json``. Every file is written
-atomically. A run with a ``result.json`` is not run again; any other resumes from its checkpoint.
+atomically. A run with a ``result.json`` is not run again; any other resumes from its checkpoint. A Drama run also
+logs its training scalars there (``scalars.csv`` and TensorBoard events, every ``log_every`` steps; a resumed run
+appends, so the steps between its checkpoint and the kill appear twice, the later rows being the ones that count).
+Finished runs keep everything but their checkpoints.
 
 Learners:
 
@@ -87,11 +90,13 @@ class _DramaRun(_Learner):
         self.spec = spec
         path = folder / "checkpoint.pt"
         env = resolve_env_id(spec.env)
+        # The run's folder is the agent's logdir: its training scalars (world-model losses, imagined reward, entropy)
+        # go to scalars.csv and TensorBoard events beside the checkpoint, and a resumed run appends to them.
         if path.exists():
-            self.agent = Drama.load(path, device="cpu")
+            self.agent = Drama.load(path, device="cpu", logdir=folder)
         else:
             config = dataclasses.replace(spec.resolved_config(), checkpoint_every=0)  # the sweep checkpoints itself
-            self.agent = Drama(env, config, seed=spec.seed, device="cpu")
+            self.agent = Drama(env, config, seed=spec.seed, device="cpu", logdir=folder)
 
     @property
     def num_timesteps(self) -> int:  # type: ignore[override]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import math
 import os
 import time
 from dataclasses import replace
@@ -137,6 +139,27 @@ def test_drama_run_resumes_from_its_checkpoint_exactly(tmp_path: Path) -> None:
     assert resumed["train_episodes"] == straight["train_episodes"]
     assert not (folder / "checkpoint.pt").exists()  # a finished run keeps its result only
     assert run_one(spec, tmp_path / "b") == resumed  # finished runs are not run again
+
+
+def test_a_drama_run_logs_its_training_scalars_in_its_folder_and_a_resume_appends(tmp_path: Path) -> None:
+    spec = _spec()  # the tiny preset logs every 50 steps
+    assert run_one(spec, tmp_path, stop_at=120) is None
+    folder = tmp_path / "runs" / spec.name
+
+    def rows() -> list[dict[str, str]]:
+        with (folder / "scalars.csv").open() as file:
+            return list(csv.DictReader(file))
+
+    def steps_of(name: str) -> list[int]:
+        return [int(r["step"]) for r in rows() if r["name"] == name]
+
+    # warm-up ends at step 64 in the tiny preset: the learner's first scalars come at the first log after it
+    assert steps_of("wm/loss") == [100] and steps_of("behaviour/imagined_reward") == [100]
+    assert list(folder.glob("events.out.tfevents.*"))
+    run_one(spec, tmp_path)
+    assert steps_of("wm/loss") == [100, 150, 200]  # resumed at 120: appended, nothing rewritten
+    assert (folder / "result.json").exists() and not (folder / "checkpoint.pt").exists()
+    assert all(math.isfinite(float(r["value"])) for r in rows())
 
 
 def test_a_killed_run_keeps_the_training_time_before_its_checkpoint(
