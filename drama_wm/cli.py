@@ -29,14 +29,12 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from drama_wm.names import BACKBONE_KINDS, LEARNER_KINDS, PRESETS, SAMPLER_KINDS
+
 if TYPE_CHECKING:
     from drama_wm.config import DramaConfig
     from drama_wm.driver import Drama
 
-PRESETS = ("xs", "s", "tiny", "cpu_demo")
-SAMPLERS = ("dfs", "uniform")
-BACKBONES = ("mamba2", "mamba", "gru", "transformer")
-LEARNERS = ("actor-critic", "sb3-ppo")
 #: Real-step budget of ``drama-wm demo``; it stops earlier, as soon as an evaluation reaches DEMO_TARGET.
 DEMO_STEPS = 10_000
 DEMO_ENV = "CartPole-v1"
@@ -157,20 +155,20 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=_positive_int, default=100_000, metavar="N", help="total real environment steps")
     train.add_argument(
         "--sampler",
-        choices=SAMPLERS,
+        choices=SAMPLER_KINDS,
         default=None,
         help="replay sampler: DFS (Sec. 2.4) or the uniform ablation (default: dfs)",
     )
     train.add_argument(
         "--backbone",
-        choices=BACKBONES,
+        choices=BACKBONE_KINDS,
         default=None,
         help="sequence model; another kind than the preset's Mamba-2 gets its own defaults at the preset's "
         "d_model, n_layers, dropout (and d_state for mamba) (default: mamba2)",
     )
     train.add_argument(
         "--learner",
-        choices=LEARNERS,
+        choices=LEARNER_KINDS,
         default=None,
         help="behaviour learner: the built-in actor-critic, or stable-baselines3 PPO (pip install 'drama-wm[sb3]') "
         "(default: actor-critic)",
@@ -290,9 +288,7 @@ def make_config(
     from drama_wm.config import DramaConfig
     from drama_wm.learners import LearnerConfig
 
-    if preset not in PRESETS:
-        raise ValueError(f"preset must be one of {PRESETS}, got {preset!r}")
-    config = getattr(DramaConfig, preset)()
+    config = DramaConfig.preset(preset)
     world_model = replace(config.world_model, backbone=config.world_model.backbone.as_kind(backbone))
     learner_config = config.learner if learner == config.learner.kind else LearnerConfig.member(learner)()
     return replace(

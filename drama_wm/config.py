@@ -13,6 +13,7 @@ from typing import Any
 from drama_wm.checks import int_at_least
 from drama_wm.config_io import from_dict, to_dict
 from drama_wm.learners import ActorCriticConfig, LearnerConfig
+from drama_wm.names import PRESETS
 from drama_wm.replay import SamplerConfig
 from drama_wm.world_model import WorldModelConfig
 
@@ -65,6 +66,16 @@ class DramaConfig:
                 f"warmup_steps ({self.warmup_steps}) must be >= sequence_length ({self.sequence_length})"
                 " so the first world-model batch can be drawn"
             )
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> DramaConfig:
+        """The preset named ``name`` (one of :data:`drama_wm.names.PRESETS`, each a classmethod below), with
+        ``overrides`` of its top-level fields."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}: expected one of {', '.join(PRESETS)}")
+        build: Any = getattr(cls, name)
+        config: DramaConfig = build(**overrides)
+        return config
 
     @classmethod
     def xs(cls, **overrides: Any) -> DramaConfig:

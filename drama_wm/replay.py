@@ -52,9 +52,9 @@ import torch
 
 from drama_wm.checkpoint import atomic_write
 from drama_wm.checks import positive_int
+from drama_wm.names import SAMPLER_KINDS
 
 PURPOSES = ("world_model", "imagination")
-SAMPLER_KINDS = ("dfs", "uniform")
 _STEP_KEYS = ("observation", "action", "reward", "terminated", "first")
 _COUNT_KEYS = ("train_counts", "imagine_counts")
 

@@ -15,10 +15,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from drama_wm.names import PRESETS
+from drama_wm.names import SWEEP_LEARNERS as LEARNERS
 from drama_wm.overrides import apply_overrides
-
-LEARNERS = ("drama", "sb3-ppo-modelfree", "sb3-dqn-modelfree")
-PRESETS = ("xs", "s", "tiny", "cpu_demo")
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,7 @@ class RunSpec:
     def _resolve(self) -> Any:
         from drama_wm.config import DramaConfig
 
-        return apply_overrides(getattr(DramaConfig, self.preset)(), self.overrides)
+        return apply_overrides(DramaConfig.preset(self.preset), self.overrides)
 
     def resolved_config(self) -> Any:
         """The DramaConfig this spec stands for now; an error if the preset no longer resolves to the recorded one."""

@@ -9,8 +9,7 @@ import argparse
 import sys
 from typing import Any
 
-SWEEP_LEARNERS = ("drama", "sb3-ppo-modelfree", "sb3-dqn-modelfree")
-SWEEP_PRESETS = ("xs", "s", "tiny", "cpu_demo")
+from drama_wm.names import PRESETS, SWEEP_LEARNERS
 
 
 def add_commands(commands: Any, parser_class: type[argparse.ArgumentParser], formatter: type[Any],
@@ -30,7 +29,7 @@ def add_commands(commands: Any, parser_class: type[argparse.ArgumentParser], for
                        help="Gymnasium ids, e.g. CartPole-v1 MinAtar/Breakout-v1 (module:Id imports module first)")
     sweep.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], metavar="SEED", help="seeds")
     sweep.add_argument("--steps", type=positive_int, required=True, metavar="N", help="real steps per run")
-    sweep.add_argument("--preset", choices=SWEEP_PRESETS, default="cpu_demo", help="Drama's DramaConfig preset")
+    sweep.add_argument("--preset", choices=PRESETS, default="cpu_demo", help="Drama's DramaConfig preset")
     sweep.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                        help="DramaConfig field, dotted for nested ones (sampler.kind=uniform, "
                        "world_model.backbone=mamba); repeat for several")

@@ -15,7 +15,6 @@ import torch
 from drama_wm import Drama, DramaConfig
 from drama_wm.checkpoint import load as load_checkpoint
 from drama_wm.cli import (
-    BACKBONES,
     XS_CPU_SECONDS_PER_STEP,
     atari_normalized_score,
     build_parser,
@@ -29,7 +28,7 @@ from drama_wm.cli import (
     random_policy_returns,
 )
 from drama_wm.dreams import BORDER, BORDER_COLOURS, TIMELINE, dream_frames, grid_shape
-from drama_wm.sequence import KINDS, GRUConfig
+from drama_wm.sequence import GRUConfig
 
 CATCH = "drama_wm/Catch-v0"
 
@@ -120,7 +119,6 @@ def test_make_config_applies_flags():
     assert config.checkpoint_every == 7
     # tiny's backbone as a GRU: the GRU's defaults at tiny's width, depth and dropout (no Mamba-2 head_dim)
     assert config.world_model.backbone == GRUConfig(d_model=128, n_layers=1, dropout=0.0)
-    assert BACKBONES == KINDS  # the CLI's choices (named without importing torch) are the sequence kinds
     same = make_config("tiny", "dfs", "mamba2", 0)
     assert same.world_model == DramaConfig.tiny().world_model  # keeps Mamba-2's preset keywords
     assert make_config("s", "dfs", "mamba2", 0).world_model == DramaConfig.s().world_model
