@@ -20,13 +20,11 @@ from drama_wm.cli import (
     build_parser,
     cpu_cost_warning,
     default_logdir,
-    format_return_table,
     load_agent,
     main,
     make_config,
-    plot_returns,
-    random_policy_returns,
 )
+from drama_wm.demo import format_return_table, plot_returns, random_policy_returns
 from drama_wm.dreams import BORDER, BORDER_COLOURS, TIMELINE, dream_frames, grid_shape
 from drama_wm.sequence import GRUConfig
 
