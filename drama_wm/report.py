@@ -237,7 +237,10 @@ def markdown(report: dict[str, Any]) -> str:
     if report.get("left_out"):
         lines += ["", "Not counted (a seed counts once it has finished on every env; carry the sweep on to fill "
                   "these in):"]
-        lines += [f"- {name}: {len(runs)} runs ({', '.join(runs)})" for name, runs in report["left_out"].items()]
+        lines += [
+            f"- {name}: {len(runs)} run{'s' * (len(runs) != 1)} ({', '.join(runs)})"
+            for name, runs in report["left_out"].items()
+        ]
     for score, title in (("final", "final return"), ("auc", "area under the learning curve")):
         block = report["scores"][score]
         lines += ["", f"## Normalised {title} (95% stratified bootstrap CIs)", "",

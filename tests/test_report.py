@@ -101,7 +101,7 @@ def test_a_partial_sweep_reports_whole_seeds_and_lists_the_runs_it_did_not_count
     assert report["scores"]["final"]["settings"]["A"]["runs_per_env"] == 2
     # best seen: CartPole 30 (the uncounted run still sets the scale), Pendulum 20 -> A's seeds 0, 1 on CartPole
     assert report["scores"]["final"]["settings"]["A"]["per_env_mean"]["CartPole-v1"] == pytest.approx(0.5)
-    assert "- B: 1 runs (Pendulum-B-0)" in markdown(report)
+    assert "- B: 1 run (Pendulum-B-0)" in markdown(report)
     # the raw table shows every finished run, the uncounted ones included
     assert report["final_returns"]["A"]["CartPole-v1"] == {"0": 10.0, "1": 20.0, "2": 30.0}
     assert "| A | CartPole-v1 | 10 | 20 | 30 |" in markdown(report)
