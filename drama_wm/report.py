@@ -238,7 +238,7 @@ def markdown(report: dict[str, Any]) -> str:
         lines += ["", "Not counted (a seed counts once it has finished on every env; carry the sweep on to fill "
                   "these in):"]
         lines += [
-            f"- {name}: {len(runs)} run{'s' * (len(runs) != 1)} ({', '.join(runs)})"
+            f"- {name}: {_count_runs(len(runs))} ({', '.join(runs)})"
             for name, runs in report["left_out"].items()
         ]
     for score, title in (("final", "final return"), ("auc", "area under the learning curve")):
@@ -334,7 +334,7 @@ def learning_curves(results: Sequence[dict[str, Any]], path: str | Path) -> Path
     fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.3 * rows), squeeze=False)
     for ax, (env, settings) in zip(axes.flat, curves.items(), strict=False):
         for setting, c in settings.items():
-            ax.plot(c["step"], c["mean"], color=colour[setting], label=f"{setting} ({c['runs']} runs)")
+            ax.plot(c["step"], c["mean"], color=colour[setting], label=f"{setting} ({_count_runs(c['runs'])})")
             ax.fill_between(c["step"], c["min"], c["max"], color=colour[setting], alpha=0.15)
         ax.set_title(env, fontsize=9)
         ax.set_xlabel("real steps", fontsize=8)
@@ -368,6 +368,10 @@ def write_report(out: str | Path, reps: int = 2000) -> dict[str, Path]:
     paths["curves"] = learning_curves(results, out / "learning_curves.png")
     return paths
 
+
+
+def _count_runs(n: int) -> str:
+    return f"{n} run" if n == 1 else f"{n} runs"
 
 __all__ = ["aggregate", "curve_auc", "final_returns", "learning_curves", "left_out", "markdown", "mean_curves",
            "normalisers", "performance_profile", "score_matrices", "write_report"]
