@@ -8,12 +8,12 @@ sweeps and the CLI store and read.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, ClassVar
 
 from drama_wm.checks import int_at_least
 from drama_wm.config_io import from_dict, to_dict
 from drama_wm.learners import ActorCriticConfig, LearnerConfig
-from drama_wm.names import PRESETS
+from drama_wm.names import DREAM_TERMINATIONS, PRESETS
 from drama_wm.replay import SamplerConfig
 from drama_wm.world_model import WorldModelConfig
 
@@ -37,6 +37,10 @@ class DramaConfig:
     sequence_length: int = 128  #: l, world-model sequence length (authors' code; STORM used 64)
     context_length: int = 8  #: l_img, real steps read before dreaming
     horizon: int = 16  #: h, imagined steps
+    #: how a dream ends (DreamEnv's ``termination``): "threshold", when the predicted termination probability exceeds
+    #: 0.5 (the authors' choice), or "sample", a Bernoulli draw of it. On MinAtar a calibrated head crosses 0.5 at
+    #: about a third of the real terminations, so thresholded dreams end less often than episodes do (BENCHMARKS.md).
+    dream_termination: str = "threshold"
     warmup_steps: int = 1032  #: random-action steps before the first update
     world_model_every: int = 1  #: real steps per world-model update (paper: 1)
     behaviour_every: int = 1  #: real steps per behaviour update (paper: 1)
@@ -57,6 +61,11 @@ class DramaConfig:
     #: a row (non-finite loss or gradient); 0 only counts them (logged as health/<component>_skipped_updates)
     max_consecutive_skipped_updates: int = 100
 
+    #: Fields added after sweeps began to record config digests, each with the value that means what a config without
+    #: the field meant. :meth:`digest_dict` leaves a field out while it holds that value, so adding an option does not
+    #: orphan the runs of a sweep made before it (see :func:`drama_wm.run_spec.config_digest`).
+    DIGEST_NEUTRAL: ClassVar[dict[str, Any]] = {"dream_termination": "threshold"}
+
     def __post_init__(self) -> None:
         for f in fields(self):
             if f.type in (int, "int"):  # counts and intervals: ints, at least 1 where 0 would mean nothing
@@ -65,6 +74,11 @@ class DramaConfig:
             raise ValueError(
                 f"warmup_steps ({self.warmup_steps}) must be >= sequence_length ({self.sequence_length})"
                 " so the first world-model batch can be drawn"
+            )
+        if self.dream_termination not in DREAM_TERMINATIONS:
+            raise ValueError(
+                f"DramaConfig.dream_termination must be one of {', '.join(DREAM_TERMINATIONS)}, "
+                f"got {self.dream_termination!r}"
             )
 
     @classmethod
@@ -129,6 +143,15 @@ class DramaConfig:
     def to_dict(self) -> dict[str, Any]:
         """Plain data (see :mod:`drama_wm.config_io`): what checkpoints and sweeps store."""
         return to_dict(self)
+
+    def digest_dict(self) -> dict[str, Any]:
+        """:meth:`to_dict` without the :attr:`DIGEST_NEUTRAL` fields that hold their neutral value: what a config
+        digest hashes."""
+        data = self.to_dict()
+        for name, neutral in self.DIGEST_NEUTRAL.items():
+            if data.get(name) == neutral:
+                del data[name]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DramaConfig:

@@ -131,6 +131,12 @@ class Drama:
         )
         self.learner_kind, self.learner, learner_config = _resolve_learner(learner, config.learner)
         self.config = config = replace(config, learner=learner_config) if learner_config is not None else config
+        dream_options = {"termination": config.dream_termination, **self.learner.dream_options}
+        if dream_options["termination"] != config.dream_termination:
+            raise ValueError(
+                f"the learner's dream_options ask for termination={dream_options['termination']!r} but "
+                f"DramaConfig.dream_termination is {config.dream_termination!r}: set the config to match"
+            )
         self.dream = DreamEnv(
             self.world_model,
             self.replay,
@@ -138,7 +144,7 @@ class Drama:
             horizon=config.horizon,
             device=self.device,
             seed=None if seed is None else seed + 1,
-            **self.learner.dream_options,
+            **dream_options,
         )
         self.learner.bind(self.dream)
         self.env = LatentObservation(raw_env, self.world_model, continue_on_life_loss=not config.life_loss_resets)

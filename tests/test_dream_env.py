@@ -178,6 +178,30 @@ def test_step_draws_its_noise_first_then_applies_the_transition():
     assert torch.equal(dream._generator.get_state(), generator.get_state())  # nothing else was drawn
 
 
+def test_sampled_termination_is_a_bernoulli_draw_of_the_predicted_probability():
+    """termination="sample": after the latent noise, a step draws U(0, 1) [B] and a dream ends where it is below
+    p(term); over several steps this differs from the 0.5 threshold, so the test tells the two modes apart."""
+    dream, _ = _real_dream(0, array_type="torch", termination="sample", autoreset_mode=AutoresetMode.DISABLED)
+    dream.reset(seed=5)
+    wm, c = dream.world_model, dream.world_model.config
+    generator = torch.Generator().manual_seed(0)
+    differs = False
+    for step in range(4):
+        generator.set_state(dream._generator.get_state())
+        uniform = torch.rand((4, c.n_latents, c.n_classes), generator=generator)
+        u_term = torch.rand(4, generator=generator)
+        action = torch.tensor([0, 1, 1, 0])
+        with torch.no_grad():
+            _, _, _, p_term = wm.imagine_step(dream.carry.state, dream.carry.z, action, uniform=uniform)
+        _, _, terminated, _, _ = dream.step(action)
+        assert torch.equal(terminated, u_term < p_term), step
+        assert torch.equal(dream._generator.get_state(), generator.get_state())
+        differs |= not torch.equal(terminated, p_term > 0.5)
+    assert differs
+    with pytest.raises(ValueError, match="termination must be one of threshold, sample, got 'always'"):
+        _real_dream(0, termination="always")
+
+
 def test_torch_mode_keeps_tensors():
     dream, _ = _real_dream(0, array_type="torch")
     obs, _ = dream.reset(seed=0)

@@ -274,6 +274,19 @@ def test_bad_arguments():
         Drama("MountainCarContinuous-v0", DramaConfig.tiny())
 
 
+def test_dream_termination_reaches_the_dream_and_bad_values_are_named() -> None:
+    assert Drama("CartPole-v1", DramaConfig.tiny(), seed=0).dream.termination == "threshold"  # the authors' choice
+    agent = Drama("CartPole-v1", DramaConfig.tiny(dream_termination="sample"), seed=0)
+    assert agent.dream.termination == "sample"
+    with pytest.raises(ValueError, match=r"dream_termination must be one of threshold, sample, got 'soft'"):
+        DramaConfig.tiny(dream_termination="soft")
+    # a learner whose dream_options ask for the other mode is an error, not silently overridden either way
+    learner = DramaConfig.tiny().learner.make()
+    learner.dream_options = {**learner.dream_options, "termination": "sample"}
+    with pytest.raises(ValueError, match=r"ask for termination='sample' but DramaConfig.dream_termination is "):
+        Drama("CartPole-v1", DramaConfig.tiny(), learner=learner)
+
+
 def test_load_rejects_foreign_files(tmp_path: Path):
     torch.save({"weights": 1}, tmp_path / "x.pt")
     with pytest.raises(ValueError, match="not a drama_wm checkpoint"):

@@ -121,6 +121,22 @@ def test_a_spec_pins_what_its_preset_meant(monkeypatch: pytest.MonkeyPatch) -> N
         expand(["CartPole-v1"], [0], 10, config_digest="0123456789ab")
 
 
+def test_an_option_added_at_its_neutral_value_changes_no_recorded_digest() -> None:
+    """Experiment 1's Drama runs recorded their digest before DramaConfig.dream_termination existed; the same sweep
+    command must still name the same runs, or a resumed sweep would start them all again."""
+    recorded = Path(__file__).parents[1] / "benchmarks/results/sweeps/minatar100k/runs"
+    path = recorded / "Asterix-v1-drama_cpu_demo_-s1-e6d9c49a/spec.json"
+    old = RunSpec.from_dict(json.loads(path.read_text()))
+    now = RunSpec.from_dict({**old.to_dict(), "config_digest": ""})  # the digest this drama_wm computes
+    assert (now.config_digest, now.name) == (old.config_digest, path.parent.name)
+    assert "dream_termination" not in DramaConfig.cpu_demo().digest_dict()
+    sample = replace(now, overrides=("dream_termination=sample",), config_digest="")
+    assert sample.config_digest != old.config_digest
+    assert sample.resolved_config().digest_dict()["dream_termination"] == "sample"
+    with pytest.raises(ValueError, match="dream_termination must be one of threshold, sample, got 'soft'"):
+        replace(now, overrides=("dream_termination=soft",), config_digest="")
+
+
 # ------------------------------------------------------------------------------------------------------------------
 # One run: checkpoints, resume, result
 def test_drama_run_resumes_from_its_checkpoint_exactly(tmp_path: Path) -> None:

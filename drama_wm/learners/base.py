@@ -22,7 +22,8 @@ class BehaviourLearner(Protocol):
 
     ``dream_options`` are the :class:`~drama_wm.DreamEnv` keywords the learner needs (e.g. ``array_type``,
     ``autoreset_mode``, ``num_envs``); the driver builds the dream with them plus its own context/horizon settings
-    and calls ``bind(dream)`` before anything else. The dream reads the world model in place, so it stays valid
+    and ``DramaConfig.dream_termination`` (a ``termination`` given here must equal it), and calls ``bind(dream)``
+    before anything else. The dream reads the world model in place, so it stays valid
     while the driver keeps training the world model; ``bind`` may be called again to attach another dream without
     losing the learner's state.
     """
