@@ -10,7 +10,8 @@ For each checkpoint (a Drama ``checkpoint.pt`` with its replay buffer, e.g. an u
    - the share of real terminations at which p > 0.5.
 2. The dreams. ``--dreams`` dreams of the checkpoint's own policy start by DFS (as in training) and run for the
    dream horizon, once with each DreamEnv ``termination`` mode. The hazard is terminations per step among the dreams
-   still alive. The real hazard to compare with is the replay's terminations per step.
+   still alive. The real hazards to compare with are the windows' terminations per step and those of the replay's
+   newest ``--recent`` steps (the policy closest to the dreams').
 
     python benchmarks/termination_calibration.py RUN/checkpoint.pt [...] --out termination_calibration.md
 """
@@ -55,6 +56,15 @@ def calibration(agent: Drama, windows: int, length: int, burn_in: int, seed: int
     }
 
 
+def recent_hazard(agent: Drama, steps: int) -> float:
+    """Terminations per step over the last ``steps`` real steps in the replay (the policy closest to the dreams')."""
+    replay = agent.replay
+    steps = min(steps, len(replay))
+    newest = replay.total_added % replay.capacity  # the slot after the newest step
+    slots = (newest - 1 - np.arange(steps)) % replay.capacity
+    return float(replay.field("terminated")[slots].mean())
+
+
 def dream_hazard(agent: Drama, termination: str, dreams: int, seed: int) -> float:
     """Terminations per step among still-alive dreams of the agent's policy, with DreamEnv's ``termination``."""
     dream = DreamEnv(
@@ -87,6 +97,7 @@ def main() -> None:
     parser.add_argument("--length", type=int, default=200)
     parser.add_argument("--burn-in", type=int, default=50)
     parser.add_argument("--dreams", type=int, default=1024)
+    parser.add_argument("--recent", type=int, default=5000, help="real steps of the recent real hazard")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default="termination_calibration.md")
     args = parser.parse_args()
@@ -99,8 +110,8 @@ def main() -> None:
         f"{args.dreams} dreams",
         "",
         f"| run | step | real terminations | sum of p | steps with p > 0.5 | terminations with p > 0.5 | real hazard | "
-        f"{modes} |",
-        "|---|---|---|---|---|---|---|" + "---|" * len(DREAM_TERMINATIONS),
+        f"real hazard, last {args.recent:,} steps | {modes} |",
+        "|---|---|---|---|---|---|---|---|" + "---|" * len(DREAM_TERMINATIONS),
     ]
     for path in args.checkpoints:
         agent = Drama.load(path, device="cpu")
@@ -111,6 +122,7 @@ def main() -> None:
         row = (
             f"| {run} | {agent.num_timesteps:,} | {stats['terminations']} | "
             f"{stats['sum_p']:.1f} | {stats['over_half']} | {stats['caught']:.0%} | {real:.4f} | "
+            f"{recent_hazard(agent, args.recent):.4f} | "
             + " | ".join(f"{h:.4f}" for h in hazards)
             + " |"
         )
