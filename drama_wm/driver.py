@@ -326,8 +326,11 @@ class Drama:
         done = bool(terminated or truncated)
         # Atari life losses end the learner's episode but not the game: games are what is reported.
         game_return = progress.games.step(float(reward), done, info, self.num_timesteps)
+        # terminations (Atari life losses included) per real step: the rate behaviour/imagined_termination_rate dreams
+        self._record({"env/termination_rate": float(bool(terminated))})
         if game_return is not None:
-            self._record({"episode/return": game_return})
+            length = float(progress.games.finished[-1]["length"])
+            self._record({"episode/return": game_return, "episode/length": length})
             if self._atari_game is not None:
                 self._record({"episode/human_normalized_score": human_normalized_score(self._atari_game, game_return)})
         if done:

@@ -6,7 +6,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from helpers import fill_replay
+from helpers import CountingWorldModel, fill_replay
 
 from drama_wm import ActorCritic, ActorCriticConfig, DreamEnv, RecurrentState, WorldModel, WorldModelConfig
 from drama_wm.learners.actor_critic import lambda_returns
@@ -75,6 +75,20 @@ def test_return_scale_ema_starts_at_zero():
     spread = float(learner.return_scale) / (1 - learner.config.return_scale_decay)
     assert 0.0 < spread < 16.0  # 8 steps of reward <= 1 with gamma 0.985: returns lie in [0, 8)
     assert float(learner.return_scale) < 0.2  # starting at 1.0 it would be above 0.99
+
+
+def test_imagined_termination_rate_counts_only_dreams_not_yet_ended():
+    """Counting dreams of 4 steps: sub-envs 0 and 2 end at their 2nd and 3rd step, 1 and 3 never. Alive steps:
+    2 + 4 + 3 + 4 = 13 with 2 terminations, so the rate is 2 / 13; the plain mean over all 16 steps is 2 / 16."""
+    env = gym.make("CartPole-v1")
+    model = CountingWorldModel(env.observation_space, env.action_space, WorldModelConfig.tiny())
+    model.terminate_at = torch.tensor([2.0, 100.0, 3.0, 100.0])
+    learner = ActorCritic(ActorCriticConfig.tiny(num_envs=4))
+    dream = DreamEnv(model, fill_replay(env, 60), context_length=4, horizon=4, seed=0, **learner.dream_options)
+    learner.bind(dream)
+    metrics = learner.learn()
+    assert metrics["behaviour/imagined_termination_rate"] == pytest.approx(2 / 13)
+    assert metrics["behaviour/imagined_termination"] == pytest.approx(2 / 16)
 
 
 def test_state_round_trip_and_errors():

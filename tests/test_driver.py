@@ -33,6 +33,17 @@ def test_train_ratio_bookkeeping(tmp_path):
     for step, value in logged.items():
         window = [e["return"] for e in agent.episodes if step - config.log_every < e["step"] <= step]
         assert value == pytest.approx(np.mean(window))
+    # episode/length likewise; env/termination_rate is the share of the window's real steps that terminated
+    logged = {(int(r.split(",")[0]), r.split(",")[2]): float(r.split(",")[3]) for r in rows[1:]}
+    lengths = [(s, v) for (s, n), v in logged.items() if n == "episode/length"]
+    assert lengths
+    for step, value in lengths:
+        window = [e["length"] for e in agent.episodes if step - config.log_every < e["step"] <= step]
+        assert value == pytest.approx(np.mean(window))
+    terminated = agent.replay.field("terminated")[:100]  # row t: the real step t + 1 (nothing was overwritten)
+    for step in range(20, 101, 20):
+        assert logged[(step, "env/termination_rate")] == pytest.approx(terminated[step - 20 : step].mean())
+    assert terminated.any()
     assert any(p.name.startswith("events.out.tfevents") for p in tmp_path.iterdir())
     assert (tmp_path / "checkpoint.pt").is_file()
 

@@ -208,7 +208,9 @@ class ActorCritic:
             "behaviour/critic_loss": float(critic_loss.detach()),
             "behaviour/entropy": float(entropy.detach().mean()),
             "behaviour/imagined_reward": float(reward_t.mean()),
-            "behaviour/imagined_termination": float(1 - cont_t.mean()),
+            "behaviour/imagined_termination": float(1 - cont_t.mean()),  # over every dream step, ended dreams too
+            # terminations per step among dreams not yet ended: comparable with the driver's env/termination_rate
+            "behaviour/imagined_termination_rate": float((weight * (1 - cont_t)).sum() / weight.sum()),
             "behaviour/return_scale": float(self.return_scale),
             "behaviour/value": float(value.mean()),
             "behaviour/actor_grad_norm": actor_norm,
