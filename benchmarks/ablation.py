@@ -32,7 +32,7 @@ from drama_wm.sweep import expand, run_sweep
 
 def settings(preset: str, samplers: list[str], backbones: list[str]) -> list[list[str]]:
     """The ``--set`` overrides of each (sampler, backbone) combination."""
-    config = getattr(DramaConfig, preset)()
+    config = DramaConfig.preset(preset)
     ratio = (config.learner.num_envs / config.behaviour_every) / (config.batch_size / config.world_model_every)
     return [
         [f"sampler.kind={sampler}", f"sampler.imagine_scale={ratio:g}", f"world_model.backbone={backbone}"]

@@ -10,11 +10,12 @@ import pytest
 from drama_wm import DramaConfig
 from drama_wm.config_io import Variant, from_dict, to_dict
 from drama_wm.learners import ActorCriticConfig, LearnerConfig
+from drama_wm.names import PRESETS
 
 
-@pytest.mark.parametrize("preset", ["xs", "s", "tiny", "cpu_demo"])
+@pytest.mark.parametrize("preset", PRESETS)
 def test_presets_round_trip_through_json(preset):
-    config = getattr(DramaConfig, preset)()
+    config = DramaConfig.preset(preset, dream_termination="sample")  # a str field off its default, too
     data = json.loads(json.dumps(to_dict(config)))  # tuples become lists on the way
     rebuilt = DramaConfig.from_dict(data)
     assert rebuilt == config
