@@ -38,9 +38,9 @@ class DramaConfig:
     context_length: int = 8  #: l_img, real steps read before dreaming
     horizon: int = 16  #: h, imagined steps
     #: how a dream ends (DreamEnv's ``termination``): "threshold", when the predicted termination probability exceeds
-    #: 0.5 (the authors' choice), or "sample", a Bernoulli draw of it. On three of four MinAtar games the head was
-    #: calibrated, yet thresholded dreams ended 3-7x less often than the real games, drawn ones 0.5-0.8x as often
-    #: (BENCHMARKS.md).
+    #: 0.5 (the authors' choice), or "sample", a Bernoulli draw of it. On MinAtar the head was calibrated, yet the
+    #: thresholded dreams of three of four games ended 3-7x less often than the real games, drawn ones 0.5-0.8x as
+    #: often (BENCHMARKS.md).
     dream_termination: str = "threshold"
     warmup_steps: int = 1032  #: random-action steps before the first update
     world_model_every: int = 1  #: real steps per world-model update (paper: 1)
