@@ -40,6 +40,7 @@ from drama_wm.demo import (
     random_policy_returns,
 )
 from drama_wm.names import BACKBONE_KINDS, LEARNER_KINDS, PRESETS, SAMPLER_KINDS
+from drama_wm.overrides import apply_overrides
 
 if TYPE_CHECKING:
     from drama_wm.config import DramaConfig
@@ -141,8 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
         "checkpoint.pt and exits with status 128 + the signal's number (130 for SIGINT, 143 for SIGTERM);\n"
         "continue with --resume. A second signal aborts at once, keeping the previous checkpoint intact (same\n"
         "status). A finished run exits with 0, bad flags or files with 2.\n"
-        "With --resume, --env, --preset, --sampler, --backbone, --learner and --seed come from the checkpoint;\n"
-        "any of them given must agree with it.",
+        "With --resume, --env, --preset, --sampler, --backbone, --learner, --seed and --set come from the\n"
+        "checkpoint; any of them given must agree with it.",
         formatter_class=_Formatter,
     )
     train.add_argument(
@@ -177,6 +178,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--seed", type=int, default=None, help="seed of the env, networks, replay and dreams (default: 0)"
+    )
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any DramaConfig field, dotted for nested ones (dream_termination=sample, world_model.lr=0.002), applied "
+        "after the flags above; repeat for several",
     )
     train.add_argument("--logdir", default=None, help="output folder (default: runs/<env-name>-<preset>-<seed>)")
     train.add_argument("--resume", action="store_true", help="continue LOGDIR/checkpoint.pt up to --steps total steps")
@@ -331,7 +341,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
         for partial in abandoned_writes(path):  # a run killed while writing its checkpoint left these
             partial.unlink(missing_ok=True)
-        settings = _check_resume_matches(agent, given, args.checkpoint_every)
+        settings = _check_resume_matches(agent, given, args.checkpoint_every, args.overrides)
         agent.config.checkpoint_every = args.checkpoint_every  # the one setting a resumed run may change
     else:
         if path.exists():
@@ -339,13 +349,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
         config = make_config(
             settings["preset"], settings["sampler"], settings["backbone"], args.checkpoint_every, settings["learner"]
         )
+        config = apply_overrides(config, args.overrides)
         agent = Drama(settings["env"], config, seed=settings["seed"], device=args.device, logdir=logdir)
     args.env = settings["env"]
     if agent.observation_adapter is not None:
         print(f"adapting {agent.observation_adapter.describe()}")
+    changed = "".join(f", {item}" for item in args.overrides)
     print(
         f"training {settings['env']} ({settings['preset'] or 'custom config'}, {settings['sampler']}, "
-        f"{settings['backbone']}, {settings['learner']}) on {agent.device}"
+        f"{settings['backbone']}, {settings['learner']}{changed}) on {agent.device}"
     )
     start_steps = agent.num_timesteps
     remaining = max(0, args.steps - start_steps)
@@ -398,7 +410,9 @@ def preset_of(config: DramaConfig) -> str | None:
     return None
 
 
-def _check_resume_matches(agent: Drama, given: dict[str, Any], checkpoint_every: int) -> dict[str, Any]:
+def _check_resume_matches(
+    agent: Drama, given: dict[str, Any], checkpoint_every: int, overrides: list[str]
+) -> dict[str, Any]:
     """The settings of the checkpoint's run; flags given that would change the run are an error, not ignored."""
     config = agent.config
     saved: dict[str, Any] = {  # str values but the seed's (int or None)
@@ -414,6 +428,7 @@ def _check_resume_matches(agent: Drama, given: dict[str, Any], checkpoint_every:
         for flag in ("env", "seed", "learner")
         if flag in given and given[flag] != saved[flag]
     ]
+    saved_config = replace(config, checkpoint_every=checkpoint_every)
     if any(flag in given for flag in ("preset", "sampler", "backbone")):
         wanted = {flag: given.get(flag, saved[flag]) for flag in ("preset", "sampler", "backbone")}
         if wanted["preset"] is None:  # the checkpoint's config is no preset: only sampler/backbone can be compared
@@ -422,9 +437,11 @@ def _check_resume_matches(agent: Drama, given: dict[str, Any], checkpoint_every:
             mine = make_config(
                 wanted["preset"], wanted["sampler"], wanted["backbone"], checkpoint_every, saved["learner"]
             )
-            mismatch = mine != replace(config, checkpoint_every=checkpoint_every)
+            mismatch = apply_overrides(mine, overrides) != saved_config
         if mismatch:
-            differences.append("--preset/--sampler/--backbone give another configuration than the checkpoint's")
+            differences.append("--preset/--sampler/--backbone/--set give another configuration than the checkpoint's")
+    elif overrides and apply_overrides(saved_config, overrides) != saved_config:
+        differences.append(f"--set {' '.join(overrides)} changes the checkpoint's configuration")
     if differences:
         raise ValueError("--resume needs the flags the run was started with: " + "; ".join(differences))
     return saved

@@ -90,6 +90,29 @@ def test_resume_rejects_flags_of_another_run(cartpole_run, tmp_path, capsys):
     assert_one_line_error(capsys, rc, "--seed 1 (checkpoint: 0)", "--preset/--sampler/--backbone")
 
 
+def test_set_reaches_the_config_and_a_resume_must_agree_with_it(tmp_path, capsys):
+    logdir = tmp_path / "run"
+    assert train("CartPole-v1", logdir, 40, "--set", "dream_termination=sample", "--set", "horizon=5") == 0
+    assert "(tiny, dfs, mamba2, actor-critic, dream_termination=sample, horizon=5)" in capsys.readouterr().out
+    config = DramaConfig.from_dict(load_checkpoint(logdir / "checkpoint.pt")["meta"]["config"])
+    assert (config.dream_termination, config.horizon) == ("sample", 5)
+    assert config == DramaConfig.tiny(dream_termination="sample", horizon=5, checkpoint_every=10_000)
+    # a resume may repeat the --set it was started with (alone, or all of it with the preset flags), not change it
+    resume = ["train", "--logdir", str(logdir), "--resume", "--no-progress", "--steps"]
+    assert main([*resume, "44"]) == 0
+    assert main([*resume, "46", "--set", "horizon=5"]) == 0
+    assert train("CartPole-v1", logdir, 48, "--resume", "--set", "horizon=5", "--set", "dream_termination=sample") == 0
+    assert load_checkpoint(logdir / "checkpoint.pt")["parts"]["progress"]["num_timesteps"] == 48
+    rc = main([*resume, "52", "--set", "horizon=6"])
+    assert_one_line_error(capsys, rc, "--set horizon=6 changes the checkpoint's configuration")
+    rc = train("CartPole-v1", logdir, 52, "--resume", "--set", "horizon=5")  # --preset tiny without the sample draw
+    assert_one_line_error(capsys, rc, "--preset/--sampler/--backbone/--set give another configuration")
+    rc = train("CartPole-v1", tmp_path / "new", 40, "--set", "dream_termination=soft")
+    assert_one_line_error(capsys, rc, "dream_termination must be one of threshold, sample, got 'soft'")
+    rc = train("CartPole-v1", tmp_path / "new", 40, "--set", "no_such_field=1")
+    assert_one_line_error(capsys, rc, "no_such_field")
+
+
 def test_train_refuses_to_overwrite_a_run(cartpole_run, capsys):
     rc = train("CartPole-v1", cartpole_run, 70)
     assert_one_line_error(capsys, rc, "exists", "--resume")
@@ -242,6 +265,7 @@ FLAGS = {
         "--backbone",
         "--learner",
         "--seed",
+        "--set",
         "--logdir",
         "--resume",
         "--device",
