@@ -7,7 +7,7 @@ import json
 import math
 import os
 import time
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import gymnasium as gym
@@ -130,6 +130,7 @@ def test_an_option_added_at_its_neutral_value_changes_no_recorded_digest() -> No
     now = RunSpec.from_dict({**old.to_dict(), "config_digest": ""})  # the digest this drama_wm computes
     assert (now.config_digest, now.name) == (old.config_digest, path.parent.name)
     assert "dream_termination" not in DramaConfig.cpu_demo().digest_dict()
+    assert set(DramaConfig.DIGEST_NEUTRAL) <= {f.name for f in fields(DramaConfig)}  # no misspelt field names
     sample = replace(now, overrides=("dream_termination=sample",), config_digest="")
     assert sample.config_digest != old.config_digest
     assert sample.resolved_config().digest_dict()["dream_termination"] == "sample"
