@@ -1,10 +1,12 @@
 """How often do a trained Drama agent's dreams end, against how often its real episodes end?
 
-For each checkpoint (a Drama ``checkpoint.pt`` with its replay buffer, e.g. an unfinished sweep run's):
+For each checkpoint (a Drama ``checkpoint.pt`` of the built-in actor-critic with its replay buffer, e.g. an unfinished
+sweep run's):
 
 1. Calibration on real data. The world model reads ``--windows`` windows of ``--length`` consecutive real steps from
-   its replay (teacher forcing, posterior means). On every step after the first ``--burn-in`` of a window, it
-   compares the predicted termination probability p with the stored flag. It reports:
+   its replay, none overlapping another (teacher forcing with the posterior's most likely latents). On every step
+   after the first ``--burn-in`` of a window, it compares the predicted termination probability p with the stored
+   flag. It reports:
    - the real terminations and the sum of p (equal for a calibrated head);
    - how many steps cross the 0.5 threshold;
    - the share of real terminations at which p > 0.5.
@@ -19,7 +21,6 @@ For each checkpoint (a Drama ``checkpoint.pt`` with its replay buffer, e.g. an u
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 from pathlib import Path
 
@@ -37,7 +38,13 @@ from drama_wm.names import DREAM_TERMINATIONS
 def calibration(agent: Drama, windows: int, length: int, burn_in: int, seed: int) -> dict[str, float]:
     """Predicted termination probabilities against the replay's flags, on ``windows`` random windows."""
     wm, replay = agent.world_model, agent.replay
-    starts = np.random.default_rng(seed).choice(replay.valid_starts(length), windows, replace=False)
+    apart = replay.valid_starts(length)[::length]  # sorted storage indices: every length-th start overlaps no other
+    if len(apart) < windows:
+        raise ValueError(
+            f"the replay holds {len(apart)} windows of {length} steps that do not overlap, not --windows {windows}: "
+            "ask for fewer or shorter ones"
+        )
+    starts = np.random.default_rng(seed).choice(apart, windows, replace=False)
     probs, flags = [], []
     with torch.no_grad():
         for start in np.sort(starts):
@@ -67,9 +74,10 @@ def recent_hazard(agent: Drama, steps: int) -> float:
 
 def dream_hazard(agent: Drama, termination: str, dreams: int, seed: int) -> float:
     """Terminations per step among still-alive dreams of the agent's policy, with DreamEnv's ``termination``."""
+    counts = agent.replay.imagine_counts.copy()  # DFS counters move while dreaming; restored below
     dream = DreamEnv(
         agent.world_model,
-        copy.deepcopy(agent.replay),  # DFS counters move; the agent's own stay as they were
+        agent.replay,
         num_envs=dreams,
         context_length=agent.config.context_length,
         horizon=agent.config.horizon,
@@ -87,13 +95,14 @@ def dream_hazard(agent: Drama, termination: str, dreams: int, seed: int) -> floa
             steps += int(alive.sum())
             ended += int((terminated & alive).sum())
             alive &= ~terminated
+    agent.replay.imagine_counts[:] = counts
     return ended / max(steps, 1)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoints", nargs="+", type=Path)
-    parser.add_argument("--windows", type=int, default=40)
+    parser.add_argument("--windows", type=int, default=100)
     parser.add_argument("--length", type=int, default=200)
     parser.add_argument("--burn-in", type=int, default=50)
     parser.add_argument("--dreams", type=int, default=1024)
@@ -103,6 +112,9 @@ def main() -> None:
     args = parser.parse_args()
     if not 0 <= args.burn_in < args.length:
         parser.error(f"--burn-in must be in [0, --length), got {args.burn_in} with --length {args.length}")
+    for name in ("windows", "dreams", "recent"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
     torch.manual_seed(args.seed)
     modes = " | ".join(f"dream hazard, {m}" for m in DREAM_TERMINATIONS)
     rows = [
@@ -115,6 +127,8 @@ def main() -> None:
     ]
     for path in args.checkpoints:
         agent = Drama.load(path, device="cpu")
+        if agent.learner_kind != "actor-critic":
+            parser.error(f"{path}: the dreams are run with the built-in actor-critic, not {agent.learner_kind!r}")
         stats = calibration(agent, args.windows, args.length, args.burn_in, args.seed)
         hazards = [dream_hazard(agent, mode, args.dreams, args.seed) for mode in DREAM_TERMINATIONS]
         real = stats["terminations"] / stats["steps"]

@@ -325,6 +325,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     # A process-wide torch switch, so it belongs to the application (this CLI), not to the library.
     torch.backends.cuda.matmul.allow_tf32 = args.tf32
+    if any(item.split("=", 1)[0].strip() == "checkpoint_every" for item in args.overrides):
+        raise ValueError("--set checkpoint_every: use --checkpoint-every N, the one setting a resumed run may change")
     given = {name: getattr(args, name) for name in TRAIN_DEFAULTS if getattr(args, name) is not None}
     settings = {**TRAIN_DEFAULTS, **given}
     if args.logdir is not None:
@@ -355,10 +357,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if agent.observation_adapter is not None:
         print(f"adapting {agent.observation_adapter.describe()}")
     changed = "".join(f", {item}" for item in args.overrides)
-    print(
-        f"training {settings['env']} ({settings['preset'] or 'custom config'}, {settings['sampler']}, "
-        f"{settings['backbone']}, {settings['learner']}{changed}) on {agent.device}"
-    )
+    kinds = (agent.config.sampler.kind, agent.config.world_model.backbone.kind, agent.learner_kind or "custom")
+    print(f"training {settings['env']} ({settings['preset'] or 'custom config'}, {', '.join(kinds)}{changed}) on "
+          f"{agent.device}")
     start_steps = agent.num_timesteps
     remaining = max(0, args.steps - start_steps)
     if args.resume:
@@ -410,6 +411,22 @@ def preset_of(config: DramaConfig) -> str | None:
     return None
 
 
+def config_differences(saved: DramaConfig, wanted: DramaConfig) -> list[str]:
+    """The dotted fields where ``wanted`` differs from ``saved``, as "key=wanted (checkpoint: saved)"."""
+
+    def flat(data: Any, prefix: str = "") -> dict[str, Any]:
+        if not isinstance(data, dict):
+            return {prefix: data}
+        return {k: v for key, value in data.items() for k, v in flat(value, f"{prefix}{key}.").items()}
+
+    mine, theirs = flat(saved.to_dict()), flat(wanted.to_dict())
+    return [
+        f"{key.rstrip('.')}={theirs.get(key)!r} (checkpoint: {mine.get(key)!r})"
+        for key in sorted(set(mine) | set(theirs))
+        if mine.get(key) != theirs.get(key)
+    ]
+
+
 def _check_resume_matches(
     agent: Drama, given: dict[str, Any], checkpoint_every: int, overrides: list[str]
 ) -> dict[str, Any]:
@@ -432,16 +449,21 @@ def _check_resume_matches(
     if any(flag in given for flag in ("preset", "sampler", "backbone")):
         wanted = {flag: given.get(flag, saved[flag]) for flag in ("preset", "sampler", "backbone")}
         if wanted["preset"] is None:  # the checkpoint's config is no preset: only sampler/backbone can be compared
-            mismatch = (wanted["sampler"], wanted["backbone"]) != (saved["sampler"], saved["backbone"])
+            if (wanted["sampler"], wanted["backbone"]) != (saved["sampler"], saved["backbone"]):
+                differences.append("--sampler/--backbone give another configuration than the checkpoint's")
         else:
             mine = make_config(
                 wanted["preset"], wanted["sampler"], wanted["backbone"], checkpoint_every, saved["learner"]
             )
-            mismatch = apply_overrides(mine, overrides) != saved_config
-        if mismatch:
-            differences.append("--preset/--sampler/--backbone/--set give another configuration than the checkpoint's")
-    elif overrides and apply_overrides(saved_config, overrides) != saved_config:
-        differences.append(f"--set {' '.join(overrides)} changes the checkpoint's configuration")
+            changed = config_differences(saved_config, apply_overrides(mine, overrides))
+            if changed:
+                differences.append(
+                    "--preset/--sampler/--backbone/--set give another configuration than the checkpoint's: "
+                    + ", ".join(changed)
+                )
+    changed = config_differences(saved_config, apply_overrides(saved_config, overrides))
+    if changed:  # checked whatever other flags are given
+        differences.append(f"--set changes the checkpoint's configuration: {', '.join(changed)}")
     if differences:
         raise ValueError("--resume needs the flags the run was started with: " + "; ".join(differences))
     return saved

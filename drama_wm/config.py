@@ -7,7 +7,9 @@ sweeps and the CLI store and read.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 from drama_wm.checks import int_at_least
@@ -62,10 +64,11 @@ class DramaConfig:
     #: a row (non-finite loss or gradient); 0 only counts them (logged as health/<component>_skipped_updates)
     max_consecutive_skipped_updates: int = 100
 
-    #: Fields added after sweeps began to record config digests, each with the value that means what a config without
-    #: the field meant. :meth:`digest_dict` leaves a field out while it holds that value, so adding an option does not
-    #: orphan the runs of a sweep made before it (see :func:`drama_wm.run_spec.config_digest`).
-    DIGEST_NEUTRAL: ClassVar[dict[str, Any]] = {"dream_termination": "threshold"}
+    #: Top-level fields added after sweeps began to record config digests, each with the value that means what a
+    #: config without the field meant. :meth:`digest_dict` leaves a field out while it holds that value, so adding an
+    #: option does not orphan the runs of a sweep made before it (see :func:`drama_wm.run_spec.config_digest`). A
+    #: field added to a nested config would need the same done one level down.
+    DIGEST_NEUTRAL: ClassVar[Mapping[str, Any]] = MappingProxyType({"dream_termination": "threshold"})
 
     def __post_init__(self) -> None:
         for f in fields(self):

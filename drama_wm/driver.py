@@ -131,12 +131,13 @@ class Drama:
         )
         self.learner_kind, self.learner, learner_config = _resolve_learner(learner, config.learner)
         self.config = config = replace(config, learner=learner_config) if learner_config is not None else config
-        dream_options = {"termination": config.dream_termination, **self.learner.dream_options}
-        if dream_options["termination"] != config.dream_termination:
+        asked = self.learner.dream_options.get("termination", config.dream_termination)
+        if asked != config.dream_termination:
             raise ValueError(
-                f"the learner's dream_options ask for termination={dream_options['termination']!r} but "
-                f"DramaConfig.dream_termination is {config.dream_termination!r}: set the config to match"
+                f"the learner's dream_options ask for termination={asked!r} but DramaConfig.dream_termination is "
+                f"{config.dream_termination!r}: set the config to match"
             )
+        dream_options = {**self.learner.dream_options, "termination": config.dream_termination}
         self.dream = DreamEnv(
             self.world_model,
             self.replay,

@@ -104,9 +104,18 @@ def test_set_reaches_the_config_and_a_resume_must_agree_with_it(tmp_path, capsys
     assert train("CartPole-v1", logdir, 48, "--resume", "--set", "horizon=5", "--set", "dream_termination=sample") == 0
     assert load_checkpoint(logdir / "checkpoint.pt")["parts"]["progress"]["num_timesteps"] == 48
     rc = main([*resume, "52", "--set", "horizon=6"])
-    assert_one_line_error(capsys, rc, "--set horizon=6 changes the checkpoint's configuration")
+    assert_one_line_error(capsys, rc, "--set changes the checkpoint's configuration: horizon=6 (checkpoint: 5)")
+    rc = main([*resume, "52", "--sampler", "dfs", "--set", "horizon=6"])  # other flags given: --set still checked
+    assert_one_line_error(capsys, rc, "horizon=6 (checkpoint: 5)")
     rc = train("CartPole-v1", logdir, 52, "--resume", "--set", "horizon=5")  # --preset tiny without the sample draw
-    assert_one_line_error(capsys, rc, "--preset/--sampler/--backbone/--set give another configuration")
+    assert_one_line_error(
+        capsys, rc, "--preset/--sampler/--backbone/--set give another configuration than the checkpoint's: "
+        "dream_termination='threshold' (checkpoint: 'sample')"
+    )
+    rc = main([*resume, "52", "--set", "checkpoint_every=5"])
+    assert_one_line_error(capsys, rc, "--set checkpoint_every: use --checkpoint-every N")
+    assert train("CartPole-v1", tmp_path / "uniform", 40, "--set", "sampler.kind=uniform") == 0
+    assert "(tiny, uniform, mamba2, actor-critic, sampler.kind=uniform)" in capsys.readouterr().out  # the kinds run
     rc = train("CartPole-v1", tmp_path / "new", 40, "--set", "dream_termination=soft")
     assert_one_line_error(capsys, rc, "dream_termination must be one of threshold, sample, got 'soft'")
     rc = train("CartPole-v1", tmp_path / "new", 40, "--set", "no_such_field=1")

@@ -33,19 +33,44 @@ def test_train_ratio_bookkeeping(tmp_path):
     for step, value in logged.items():
         window = [e["return"] for e in agent.episodes if step - config.log_every < e["step"] <= step]
         assert value == pytest.approx(np.mean(window))
-    # episode/length likewise; env/termination_rate is the share of the window's real steps that terminated
-    logged = {(int(r.split(",")[0]), r.split(",")[2]): float(r.split(",")[3]) for r in rows[1:]}
-    lengths = [(s, v) for (s, n), v in logged.items() if n == "episode/length"]
-    assert lengths
-    for step, value in lengths:
-        window = [e["length"] for e in agent.episodes if step - config.log_every < e["step"] <= step]
-        assert value == pytest.approx(np.mean(window))
-    terminated = agent.replay.field("terminated")[:100]  # row t: the real step t + 1 (nothing was overwritten)
-    for step in range(20, 101, 20):
-        assert logged[(step, "env/termination_rate")] == pytest.approx(terminated[step - 20 : step].mean())
-    assert terminated.any()
     assert any(p.name.startswith("events.out.tfevents") for p in tmp_path.iterdir())
     assert (tmp_path / "checkpoint.pt").is_file()
+
+
+class _AlternatingEndsEnv(gym.Env):
+    """Episodes alternate: 20 steps ending in a termination, then 10 ending in a truncation (a time limit)."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
+    action_space = gym.spaces.Discrete(2)
+
+    def __init__(self) -> None:
+        self.episode, self.t = -1, 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.episode, self.t = self.episode + 1, 0
+        return np.zeros(4, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        terminating = self.episode % 2 == 0
+        end = self.t == (20 if terminating else 10)
+        return np.full(4, self.t / 20, np.float32), 1.0, end and terminating, end and not terminating, {}
+
+
+def test_termination_rate_and_episode_length_per_log_window(tmp_path):
+    """Terminations at steps 20, 50, 80 and truncations at 30, 60, 90, windows of 20 steps: the rate counts
+    terminations only, in the window of the step that received them; lengths are the episodes' own."""
+    config = DramaConfig.tiny(warmup_steps=100, log_every=20)  # no updates: only the bookkeeping runs
+    agent = Drama(_AlternatingEndsEnv(), config, seed=0, logdir=tmp_path)
+    agent.learn(100, progress_bar=False)
+    rows = [r.split(",") for r in (tmp_path / "scalars.csv").read_text().splitlines()[1:]]
+    logged = {(int(step), name): float(value) for step, _, name, value in rows}
+    rates = [logged[(step, "env/termination_rate")] for step in (20, 40, 60, 80, 100)]
+    assert rates == pytest.approx([1 / 20, 0, 1 / 20, 1 / 20, 0])
+    lengths = [logged.get((step, "episode/length")) for step in (20, 40, 60, 80, 100)]
+    assert lengths == [20, 10, 15, 20, 10]  # (50: 20, 60: 10) share the third window
+    assert [e["length"] for e in agent.episodes] == [20, 10, 20, 10, 20, 10]
 
 
 def test_drama_learns_on_the_cpu():
