@@ -615,7 +615,11 @@ class Drama:
                 "pass env="
             )
         real_env = env if env is not None else make_env_from_recipe(recipe)
-        config = DramaConfig.from_dict(meta["config"])
+        data = meta["config"]
+        if "dream_termination" not in data and learner is not None and "termination" in learner.dream_options:
+            # saved before DramaConfig.dream_termination existed, when the learner's dream_options alone chose it
+            data = {**data, "dream_termination": learner.dream_options["termination"]}
+        config = DramaConfig.from_dict(data)
         agent = cls(
             real_env, config, learner, seed=None, device=device, logdir=logdir, tensorboard_log=tensorboard_log
         )

@@ -323,6 +323,24 @@ def test_dream_termination_reaches_the_dream_and_bad_values_are_named() -> None:
         Drama("CartPole-v1", DramaConfig.tiny(), learner=learner)
 
 
+def test_a_checkpoint_from_before_dream_termination_keeps_its_learners_choice(tmp_path: Path) -> None:
+    """Before the config field existed, a learner's dream_options alone chose the termination: such a checkpoint
+    (its config without the field) loads with that learner and keeps drawing."""
+    def sampling_learner():
+        learner = DramaConfig.tiny().learner.make()
+        learner.dream_options = {**learner.dream_options, "termination": "sample"}
+        return learner
+
+    agent = Drama("CartPole-v1", DramaConfig.tiny(dream_termination="sample"), learner=sampling_learner(), seed=0)
+    path = agent.save(tmp_path / "agent.pt")
+    payload = checkpoint.load(path)
+    del payload["meta"]["config"]["dream_termination"]  # as written by drama_wm before the field
+    checkpoint.save(payload, path)
+    loaded = Drama.load(path, device="cpu", learner=sampling_learner())
+    assert loaded.config.dream_termination == loaded.dream.termination == "sample"
+    assert Drama.load(path, device="cpu").dream.termination == "threshold"  # the built-in learner: the default
+
+
 def test_load_rejects_foreign_files(tmp_path: Path):
     torch.save({"weights": 1}, tmp_path / "x.pt")
     with pytest.raises(ValueError, match="not a drama_wm checkpoint"):
