@@ -14,19 +14,11 @@ import torch
 
 from drama_wm import Drama, DramaConfig
 from drama_wm.checkpoint import load as load_checkpoint
-from drama_wm.cli import (
-    XS_CPU_SECONDS_PER_STEP,
-    atari_normalized_score,
-    build_parser,
-    cpu_cost_warning,
-    default_logdir,
-    load_agent,
-    main,
-    make_config,
-)
+from drama_wm.cli import atari_normalized_score, build_parser, load_agent, main
 from drama_wm.demo import format_return_table, plot_returns, random_policy_returns
 from drama_wm.dreams import BORDER, BORDER_COLOURS, TIMELINE, dream_frames, grid_shape
 from drama_wm.sequence import GRUConfig
+from drama_wm.train_settings import XS_CPU_SECONDS_PER_STEP, cpu_cost_warning, default_logdir, make_config
 
 CATCH = "drama_wm/Catch-v0"
 
