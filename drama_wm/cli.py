@@ -39,7 +39,7 @@ from drama_wm.demo import (
     random_policy_returns,
 )
 from drama_wm.names import BACKBONE_KINDS, LEARNER_KINDS, PRESETS, SAMPLER_KINDS
-from drama_wm.overrides import apply_overrides
+from drama_wm.overrides import apply_overrides, parse_overrides
 from drama_wm.train_settings import (
     TRAIN_DEFAULTS,
     check_resume_matches,
@@ -284,10 +284,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     from drama_wm.driver import Drama
 
+    if any(path == ("checkpoint_every",) for path, _ in parse_overrides(args.overrides)):  # also checks key=value
+        raise ValueError("--set checkpoint_every: use --checkpoint-every N, the one setting a resumed run may change")
     # A process-wide torch switch, so it belongs to the application (this CLI), not to the library.
     torch.backends.cuda.matmul.allow_tf32 = args.tf32
-    if any(item.split("=", 1)[0].strip() == "checkpoint_every" for item in args.overrides):
-        raise ValueError("--set checkpoint_every: use --checkpoint-every N, the one setting a resumed run may change")
     given = {name: getattr(args, name) for name in TRAIN_DEFAULTS if getattr(args, name) is not None}
     settings = {**TRAIN_DEFAULTS, **given}
     if args.logdir is not None:

@@ -106,6 +106,8 @@ def test_set_reaches_the_config_and_a_resume_must_agree_with_it(tmp_path, capsys
     )
     rc = main([*resume, "52", "--set", "checkpoint_every=5"])
     assert_one_line_error(capsys, rc, "--set checkpoint_every: use --checkpoint-every N")
+    rc = main([*resume, "52", "--set", "horizon"])
+    assert_one_line_error(capsys, rc, "--set expects key=value (e.g. sampler.kind=uniform), got 'horizon'")
     assert train("CartPole-v1", tmp_path / "uniform", 40, "--set", "sampler.kind=uniform") == 0
     assert "(tiny, uniform, mamba2, actor-critic, sampler.kind=uniform)" in capsys.readouterr().out  # the kinds run
     rc = train("CartPole-v1", tmp_path / "new", 40, "--set", "dream_termination=soft")
