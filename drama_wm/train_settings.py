@@ -93,11 +93,11 @@ def config_differences(saved: DramaConfig, wanted: DramaConfig) -> list[str]:
             return {prefix: data}
         return {k: v for key, value in data.items() for k, v in flat(value, f"{prefix}{key}.").items()}
 
-    mine, theirs = flat(saved.to_dict()), flat(wanted.to_dict())
+    before, after = flat(saved.to_dict()), flat(wanted.to_dict())
     return [
-        f"{key.rstrip('.')}={theirs.get(key)!r} (checkpoint: {mine.get(key)!r})"
-        for key in sorted(set(mine) | set(theirs))
-        if mine.get(key) != theirs.get(key)
+        f"{key.rstrip('.')}={after.get(key)!r} (checkpoint: {before.get(key)!r})"
+        for key in sorted(set(before) | set(after))
+        if before.get(key) != after.get(key)
     ]
 
 
