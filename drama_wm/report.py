@@ -15,17 +15,19 @@ aggregates, and the report says so.
 Per setting (learner, preset, overrides) with runs on every env: IQM (mean of the middle 50% of all runs' scores),
 mean, and median (rliable's: the median over envs of each env's mean score) with 95% stratified bootstrap
 intervals (``rliable.library.get_interval_estimates``, strata = envs; none where a setting has one run per env,
-since every resample would be that run), the probability of improvement of each setting over each other, and
+since every resample would be that run; seeded, so the same results give the same intervals, and a setting's
+intervals depend on its own runs only), the probability of improvement of each setting over each other, and
 performance profiles (PNG). Results: ``report.md``, ``report.json`` and ``performance_profile_<score>.png`` in the
 sweep folder. Needs ``pip install drama-wm[sweep]``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -159,19 +161,46 @@ def final_returns(results: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict
     return table
 
 
-def _interval_estimates(library: Any, *args: Any, **kwargs: Any) -> Any:
-    """``library.get_interval_estimates`` without arch's FutureWarning about the ``random_state`` that rliable 1.2
-    passes on (the seeded RandomState is what makes the report reproducible)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="random_state is deprecated", category=FutureWarning)
-        return library.get_interval_estimates(*args, **kwargs)
+@contextlib.contextmanager
+def _numpy_global_seed(seed: int) -> Iterator[None]:
+    """Seed numpy's global generator for the block and give the caller's state back after it."""
+    state = np.random.get_state()  # noqa: NPY002 (the legacy global generator is the one rliable draws from)
+    np.random.seed(seed)  # noqa: NPY002
+    try:
+        yield
+    finally:
+        np.random.set_state(state)  # noqa: NPY002
+
+
+def _interval_estimates(
+    library: Any, score_dict: dict[str, Any], func: Any, reps: int, seed: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``library.get_interval_estimates``, reproducible, one key at a time.
+
+    rliable 1.2 draws its resampled run indices from numpy's global generator (``np.random.choice`` in
+    ``update_indices``) and ignores the ``random_state`` it hands to arch, so a ``RandomState`` alone leaves the
+    intervals unseeded. Each key's bootstrap therefore runs with the global generator seeded by ``seed`` (the caller's
+    state is restored after), so an interval depends only on its own scores, ``reps`` and ``seed``: not on the other
+    settings in the sweep or their order. The ``RandomState`` is still passed in case a later rliable uses it; arch's
+    FutureWarning about it is silenced."""
+    points: dict[str, Any] = {}
+    intervals: dict[str, Any] = {}
+    for key, scores in score_dict.items():
+        with warnings.catch_warnings(), _numpy_global_seed(seed):
+            warnings.filterwarnings("ignore", message="random_state is deprecated", category=FutureWarning)
+            p, i = library.get_interval_estimates(
+                {key: scores}, func, reps=reps, random_state=np.random.RandomState(seed)
+            )
+        points[key], intervals[key] = p[key], i[key]
+    return points, intervals
 
 
 def aggregate(
     results: Sequence[dict[str, Any]], reps: int = 2000, seed: int = 0
 ) -> dict[str, Any]:
     """IQM / mean / median with 95% stratified bootstrap CIs and pairwise probabilities of improvement, for the final
-    return and the area under the curve. Returns a JSON-ready dict."""
+    return and the area under the curve. ``reps`` bootstrap resamples per interval, drawn from ``seed``: the same
+    results give the same report. Returns a JSON-ready dict."""
     library, metrics = _import_rliable()
     if not results:
         raise ValueError("no finished runs to report (no result.json found)")
@@ -183,9 +212,7 @@ def aggregate(
                               "final_returns": final_returns(results), "scores": {}}
     for score in SCORES:
         matrices, envs = score_matrices(results, score)
-        points, intervals = _interval_estimates(
-            library, matrices, three, reps=reps, random_state=np.random.RandomState(seed)
-        )
+        points, intervals = _interval_estimates(library, matrices, three, reps, seed)
         settings: dict[str, Any] = {}
         for name, matrix in matrices.items():
             # one run per env: every bootstrap resample is that run, a zero-width "interval" that means nothing
@@ -203,9 +230,7 @@ def aggregate(
                  if matrices[a].shape[1] == matrices[b].shape[1]}
         improvement: dict[str, Any] = {}
         if pairs:
-            p_points, p_intervals = _interval_estimates(
-                library, pairs, metrics.probability_of_improvement, reps=reps, random_state=np.random.RandomState(seed)
-            )
+            p_points, p_intervals = _interval_estimates(library, pairs, metrics.probability_of_improvement, reps, seed)
             improvement = {
                 k: {"value": float(np.ravel(p_points[k])[0]),
                     "ci": [float(np.ravel(p_intervals[k])[0]), float(np.ravel(p_intervals[k])[1])]
@@ -281,8 +306,11 @@ def _pyplot() -> Any:
     return plt
 
 
-def performance_profile(results: Sequence[dict[str, Any]], path: str | Path, score: str = "final") -> Path:
-    """Save the performance profiles (fraction of runs with normalised score > tau) with bootstrap bands."""
+def performance_profile(
+    results: Sequence[dict[str, Any]], path: str | Path, score: str = "final", seed: int = 0
+) -> Path:
+    """Save the performance profiles (fraction of runs with normalised score > tau) with bootstrap bands (seeded,
+    like ``aggregate``'s intervals: rliable resamples with numpy's global generator)."""
     plt = _pyplot()
 
     library, _ = _import_rliable()
@@ -291,7 +319,8 @@ def performance_profile(results: Sequence[dict[str, Any]], path: str | Path, sco
     matrices, _ = score_matrices(results, score)
     top = max(1.0, max(float(m.max()) for m in matrices.values()))
     taus = np.linspace(0.0, top, 41)
-    profiles, cis = library.create_performance_profile(matrices, taus, reps=500)
+    with _numpy_global_seed(seed):
+        profiles, cis = library.create_performance_profile(matrices, taus, reps=500)
     fig, ax = plt.subplots(figsize=(7, 4.5))
     plot_utils.plot_performance_profiles(profiles, taus, performance_profile_cis=cis, ax=ax,
                                          xlabel=rf"normalised {score} score ($\tau$)")

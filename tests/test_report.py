@@ -11,7 +11,15 @@ import pytest
 pytest.importorskip("rliable")
 
 from drama_wm.cli import main
-from drama_wm.report import aggregate, curve_auc, left_out, markdown, mean_curves, score_matrices
+from drama_wm.report import (
+    aggregate,
+    curve_auc,
+    left_out,
+    markdown,
+    mean_curves,
+    performance_profile,
+    score_matrices,
+)
 
 
 def _result(setting: str, env: str, seed: int, curve: list[tuple[int, float]]) -> dict:
@@ -54,6 +62,29 @@ def test_report_gives_known_iqm_mean_median_and_intervals_that_contain_them() ->
     assert a_auc["mean"]["value"] == pytest.approx(0.475 / 2)
 
 
+def test_the_bootstrap_is_reproducible_per_setting_and_leaves_numpys_global_generator_alone() -> None:
+    # rliable 1.2 resamples with numpy's global generator, not the RandomState it is given: unseeded, two calls differ
+    np.random.seed(123)  # noqa: NPY002
+    first = aggregate(_synthetic(), reps=300)
+    after_first = np.random.random()  # noqa: NPY002
+    # another global state must not change the report
+    np.random.seed(999)  # noqa: NPY002
+    assert aggregate(_synthetic(), reps=300) == first
+    np.random.seed(123)  # noqa: NPY002
+    aggregate(_synthetic(), reps=300)
+    # the caller's global stream goes on as if aggregate had not run
+    assert np.random.random() == after_first  # noqa: NPY002
+    # a setting's interval depends on its own runs only: adding a setting C (below the best, so the same
+    # normalisation) leaves A's intervals and P(A > B) as they were
+    c = [_result("C", "CartPole-v1", s, [(100, 0.0), (200, r)]) for s, r in enumerate([30, 40, 70, 80])]
+    with_c = aggregate([*c, *_synthetic()], reps=300)
+    for score in ("final", "auc"):
+        assert with_c["scores"][score]["settings"]["A"] == first["scores"][score]["settings"]["A"]
+        pairs = with_c["scores"][score]["probability_of_improvement"]
+        assert pairs["A > B"] == first["scores"][score]["probability_of_improvement"]["A > B"]
+    assert aggregate(_synthetic(), reps=300, seed=1) != first  # the seed is what fixes the draws
+
+
 def test_curve_auc_and_human_normalisation() -> None:
     assert curve_auc([{"step": 0, "mean": 0.0}, {"step": 10, "mean": 1.0}, {"step": 30, "mean": 1.0}]) == (
         pytest.approx((5 + 20) / 30)
@@ -76,6 +107,23 @@ def test_report_command_writes_markdown_json_and_profiles(tmp_path: Path) -> Non
     for score in ("final", "auc"):
         assert (tmp_path / f"performance_profile_{score}.png").stat().st_size > 1000
     assert (tmp_path / "learning_curves.png").stat().st_size > 1000
+    # run again: the same results give the same files
+    written = {p.name: p.read_bytes() for p in tmp_path.glob("*.*")}
+    assert main(["report", str(tmp_path), "--reps", "200"]) == 0
+    assert {p.name: p.read_bytes() for p in tmp_path.glob("*.*")} == written
+
+
+def test_performance_profile_bands_are_seeded(tmp_path: Path) -> None:
+    # ten runs on two envs: the bootstrap bands differ from draw to draw unless the draws are seeded
+    scores = np.random.default_rng(0).uniform(0.0, 100.0, size=(10, 2))
+    results = [_result("A", env, s, [(100, float(scores[s, e]))])
+               for e, env in enumerate(("CartPole-v1", "Pendulum")) for s in range(10)]
+    pictures = []
+    for global_seed in (1, 2):
+        np.random.seed(global_seed)  # noqa: NPY002 (what rliable draws from when unseeded)
+        pictures.append(performance_profile(results, tmp_path / f"{global_seed}.png").read_bytes())
+    assert pictures[0] == pictures[1]
+    assert performance_profile(results, tmp_path / "other.png", seed=5).read_bytes() != pictures[0]
 
 
 def test_report_on_a_folder_without_a_sweep_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
