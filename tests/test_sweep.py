@@ -99,6 +99,27 @@ def test_expand_is_seed_major_so_a_cut_sweep_leaves_whole_seeds() -> None:
     ]
 
 
+def test_ablation_designs_and_seed_major_order() -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ablation", TESTS.parent / "benchmarks" / "ablation.py")
+    assert spec is not None and spec.loader is not None
+    ablation = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ablation)
+    kinds = [[o.split("=")[1] for o in s if not o.startswith("sampler.imagine")]
+             for s in ablation.settings("cpu_demo", ["dfs", "uniform"], ["mamba2", "mamba"], "one-at-a-time")]
+    assert kinds == [["dfs", "mamba2"], ["uniform", "mamba2"], ["dfs", "mamba"]]
+    factorial = ablation.settings("cpu_demo", ["dfs", "uniform"], ["mamba2", "mamba"])
+    assert len(factorial) == 4 and all("sampler.imagine_scale=4" in s for s in factorial)  # cpu_demo: 64 / 16
+    with pytest.raises(ValueError, match="design must be one of"):
+        ablation.settings("cpu_demo", ["dfs"], ["mamba2"], "latin-square")
+    runs = ablation.ablation_specs(["CartPole-v1"], [3, 1], 100, "cpu_demo", factorial[:2], eval_every=50)
+    assert [(r.seed, r.overrides[-1]) for r in runs] == [
+        (3, "world_model.backbone=mamba2"), (3, "world_model.backbone=mamba"),
+        (1, "world_model.backbone=mamba2"), (1, "world_model.backbone=mamba"),
+    ]
+
+
 def test_a_spec_pins_what_its_preset_meant(monkeypatch: pytest.MonkeyPatch) -> None:
     spec, baseline = _spec(), _spec("sb3-ppo-modelfree")
     assert len(spec.config_digest) == 12 and baseline.config_digest == "-"
