@@ -19,6 +19,9 @@ from drama_wm.names import PRESETS
 from drama_wm.names import SWEEP_LEARNERS as LEARNERS
 from drama_wm.overrides import apply_overrides
 
+#: The config_digest of a Drama spec written before digests existed.
+UNRECORDED = "unrecorded"
+
 
 @dataclass(frozen=True)
 class RunSpec:
@@ -87,8 +90,13 @@ class RunSpec:
 
     @property
     def name(self) -> str:
-        """A stable folder name: env, setting and seed, then a hash of every setting."""
-        digest = hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+        """A stable folder name: env, setting and seed, then a hash of every setting. A spec written before
+        ``config_digest`` existed ("unrecorded") keeps the name it was given then, hashed without that field, so its
+        finished run is still found."""
+        settings = self.to_dict()
+        if self.config_digest == UNRECORDED:
+            del settings["config_digest"]
+        digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
         readable = f"{self.env.rsplit('/', 1)[-1]}-{self.setting}-s{self.seed}"
         safe = "".join(c if c.isalnum() or c in "-_.=" else "_" for c in readable)
         return f"{safe}-{digest}"
@@ -100,7 +108,7 @@ class RunSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunSpec:
-        unrecorded = "unrecorded" if d.get("learner", "drama") == "drama" else "-"
+        unrecorded = UNRECORDED if d.get("learner", "drama") == "drama" else "-"
         digest = d.get("config_digest", unrecorded)
         return cls(**{**d, "overrides": tuple(d.get("overrides", ())), "config_digest": digest})
 

@@ -342,6 +342,21 @@ def test_sweep_progress_tells_finished_started_and_waiting_runs_apart(tmp_path: 
     assert f"Sweep in progress: 1 of 3 runs finished, 1 started ({cut.name} (step 120 of 200)), 1 not started" in text
 
 
+def test_a_sweep_recorded_before_config_digests_still_finds_its_finished_runs() -> None:
+    """The CartPole ablation's sweep.json and runs were written before RunSpec.config_digest existed: its runs must
+    read as finished (under the names they were given then), not as 30 runs still to start."""
+    from drama_wm.sweep import sweep_progress
+
+    folder = Path(__file__).parents[1] / "benchmarks/results/sweeps/ablation_cartpole"
+    rows = sweep_progress(folder)
+    assert len(rows) == 30 and {r["state"] for r in rows} == {"finished"}
+    assert {r["name"] for r in rows} == {p.name for p in (folder / "runs").iterdir()}
+    spec = json.loads((folder / "runs" / rows[0]["name"] / "spec.json").read_text())
+    assert "config_digest" not in spec and RunSpec.from_dict(spec).name == rows[0]["name"]
+    with pytest.raises(ValueError, match="made with another cpu_demo preset"):  # found, but never resumed
+        RunSpec.from_dict(spec).resolved_config()
+
+
 def test_sweep_json_keeps_the_runs_of_earlier_sweeps_into_the_same_folder(tmp_path):
     from drama_wm.sweep import _merged_specs
 
