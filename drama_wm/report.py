@@ -172,9 +172,15 @@ def _numpy_global_seed(seed: int) -> Iterator[None]:
         np.random.set_state(state)  # noqa: NPY002
 
 
+def _rliable_version() -> str:
+    from importlib.metadata import version
+
+    return version("rliable")
+
+
 def _interval_estimates(
-    library: Any, score_dict: dict[str, Any], func: Any, reps: int, seed: int
-) -> tuple[dict[str, Any], dict[str, Any]]:
+    library: Any, score_dict: dict[Any, Any], func: Any, reps: int, seed: int
+) -> tuple[dict[Any, Any], dict[Any, Any]]:
     """``library.get_interval_estimates``, reproducible, one key at a time.
 
     rliable 1.2 draws its resampled run indices from numpy's global generator (``np.random.choice`` in
@@ -182,9 +188,10 @@ def _interval_estimates(
     intervals unseeded. Each key's bootstrap therefore runs with the global generator seeded by ``seed`` (the caller's
     state is restored after), so an interval depends only on its own scores, ``reps`` and ``seed``: not on the other
     settings in the sweep or their order. The ``RandomState`` is still passed in case a later rliable uses it; arch's
-    FutureWarning about it is silenced."""
-    points: dict[str, Any] = {}
-    intervals: dict[str, Any] = {}
+    FutureWarning about it is silenced. Not thread-safe: numpy's global generator is process-wide, so a thread
+    drawing from it meanwhile would change the intervals."""
+    points: dict[Any, Any] = {}
+    intervals: dict[Any, Any] = {}
     for key, scores in score_dict.items():
         with warnings.catch_warnings(), _numpy_global_seed(seed):
             warnings.filterwarnings("ignore", message="random_state is deprecated", category=FutureWarning)
@@ -208,7 +215,8 @@ def aggregate(
     def three(x: np.ndarray) -> np.ndarray:
         return np.array([metrics.aggregate_iqm(x), metrics.aggregate_mean(x), metrics.aggregate_median(x)])
 
-    report: dict[str, Any] = {"normalisation": normalisers(results), "left_out": left_out(results),
+    report: dict[str, Any] = {"bootstrap": {"reps": reps, "seed": seed, "rliable": _rliable_version()},
+                              "normalisation": normalisers(results), "left_out": left_out(results),
                               "final_returns": final_returns(results), "scores": {}}
     for score in SCORES:
         matrices, envs = score_matrices(results, score)
@@ -226,17 +234,20 @@ def aggregate(
                     for i, m in enumerate(METRICS)
                 },
             }
-        pairs = {f"{a} > {b}": (matrices[a], matrices[b]) for a, b in itertools.permutations(matrices, 2)
+        # Each unordered pair is bootstrapped once: P(b > a) = 1 - P(a > b) (a tie counts a half), its interval the
+        # mirror image, so the two directions always agree.
+        pairs = {(a, b): (matrices[a], matrices[b]) for a, b in itertools.combinations(matrices, 2)
                  if matrices[a].shape[1] == matrices[b].shape[1]}
-        improvement: dict[str, Any] = {}
+        both: dict[tuple[str, str], dict[str, Any]] = {}
         if pairs:
             p_points, p_intervals = _interval_estimates(library, pairs, metrics.probability_of_improvement, reps, seed)
-            improvement = {
-                k: {"value": float(np.ravel(p_points[k])[0]),
-                    "ci": [float(np.ravel(p_intervals[k])[0]), float(np.ravel(p_intervals[k])[1])]
-                    if min(len(pairs[k][0]), len(pairs[k][1])) >= 2 else None}
-                for k in pairs
-            }
+            for (a, b), (xa, xb) in pairs.items():
+                value = float(np.ravel(p_points[(a, b)])[0])
+                low, high = (float(v) for v in np.ravel(p_intervals[(a, b)])[:2])
+                bootstrapped = min(len(xa), len(xb)) >= 2
+                both[(a, b)] = {"value": value, "ci": [low, high] if bootstrapped else None}
+                both[(b, a)] = {"value": 1.0 - value, "ci": [1.0 - high, 1.0 - low] if bootstrapped else None}
+        improvement = {f"{a} > {b}": both[(a, b)] for a, b in itertools.permutations(matrices, 2) if (a, b) in both}
         report["scores"][score] = {"envs": envs, "settings": settings, "probability_of_improvement": improvement}
     return report
 
@@ -309,8 +320,8 @@ def _pyplot() -> Any:
 def performance_profile(
     results: Sequence[dict[str, Any]], path: str | Path, score: str = "final", seed: int = 0
 ) -> Path:
-    """Save the performance profiles (fraction of runs with normalised score > tau) with bootstrap bands (seeded,
-    like ``aggregate``'s intervals: rliable resamples with numpy's global generator)."""
+    """Save the performance profiles (fraction of runs with normalised score > tau) with bootstrap bands, seeded per
+    setting like ``aggregate``'s intervals (rliable resamples with numpy's global generator)."""
     plt = _pyplot()
 
     library, _ = _import_rliable()
@@ -319,8 +330,12 @@ def performance_profile(
     matrices, _ = score_matrices(results, score)
     top = max(1.0, max(float(m.max()) for m in matrices.values()))
     taus = np.linspace(0.0, top, 41)
-    with _numpy_global_seed(seed):
-        profiles, cis = library.create_performance_profile(matrices, taus, reps=500)
+    profiles: dict[str, Any] = {}
+    cis: dict[str, Any] = {}
+    for name, matrix in matrices.items():
+        with _numpy_global_seed(seed):
+            one, band = library.create_performance_profile({name: matrix}, taus, reps=500)
+        profiles[name], cis[name] = one[name], band[name]
     fig, ax = plt.subplots(figsize=(7, 4.5))
     plot_utils.plot_performance_profiles(profiles, taus, performance_profile_cis=cis, ax=ax,
                                          xlabel=rf"normalised {score} score ($\tau$)")

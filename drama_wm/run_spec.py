@@ -19,7 +19,7 @@ from drama_wm.names import PRESETS
 from drama_wm.names import SWEEP_LEARNERS as LEARNERS
 from drama_wm.overrides import apply_overrides
 
-#: The config_digest of a Drama spec written before digests existed.
+#: The config_digest of a spec (Drama or baseline) written before digests existed.
 UNRECORDED = "unrecorded"
 
 
@@ -28,7 +28,8 @@ class RunSpec:
     """The settings of one run. Baselines ignore ``preset`` and ``overrides`` (they are stored as "-" and ()).
 
     ``config_digest`` pins what ``preset`` and ``overrides`` meant when the run was made: a hash of the resolved
-    ``DramaConfig`` (filled in when left empty; "-" for baselines; "unrecorded" in specs written before it existed).
+    ``DramaConfig`` (filled in when left empty; "-" for baselines; "unrecorded" in specs written before it existed,
+    which keep their old :attr:`name` and can never be resumed as a Drama run).
     It is part of :attr:`name`, so a sweep run again after a preset changed makes new runs instead of taking the old
     ones as finished, and the report refuses to pool the two.
     """
@@ -57,9 +58,10 @@ class RunSpec:
             raise ValueError(f"RunSpec.checkpoint_every must be >= 0 (0: no intermediate checkpoints), got "
                              f"{self.checkpoint_every}")
         if self.learner != "drama":
-            if self.config_digest not in ("", "-"):
+            if self.config_digest not in ("", "-", UNRECORDED):
                 raise ValueError(f"RunSpec.config_digest is for Drama runs; a {self.learner} run has '-'")
-            object.__setattr__(self, "config_digest", "-")
+            if self.config_digest != UNRECORDED:
+                object.__setattr__(self, "config_digest", "-")
             return
         config = self._resolve()  # keys and values fail at sweep time, not inside a worker
         if not self.config_digest:
@@ -108,8 +110,7 @@ class RunSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunSpec:
-        unrecorded = UNRECORDED if d.get("learner", "drama") == "drama" else "-"
-        digest = d.get("config_digest", unrecorded)
+        digest = d.get("config_digest", UNRECORDED)
         return cls(**{**d, "overrides": tuple(d.get("overrides", ())), "config_digest": digest})
 
 

@@ -74,15 +74,22 @@ def test_the_bootstrap_is_reproducible_per_setting_and_leaves_numpys_global_gene
     aggregate(_synthetic(), reps=300)
     # the caller's global stream goes on as if aggregate had not run
     assert np.random.random() == after_first  # noqa: NPY002
-    # a setting's interval depends on its own runs only: adding a setting C (below the best, so the same
-    # normalisation) leaves A's intervals and P(A > B) as they were
-    c = [_result("C", "CartPole-v1", s, [(100, 0.0), (200, r)]) for s, r in enumerate([30, 40, 70, 80])]
+    assert first["bootstrap"]["reps"] == 300 and first["bootstrap"]["seed"] == 0
+    # a setting's interval depends on its own runs only: adding a setting "0" (below the best, so the same
+    # normalisation; bootstrapped before A and B, as settings go in sorted order) leaves A's intervals and P(A > B)
+    c = [_result("0", "CartPole-v1", s, [(100, 0.0), (200, r)]) for s, r in enumerate([30, 40, 70, 80])]
     with_c = aggregate([*c, *_synthetic()], reps=300)
     for score in ("final", "auc"):
         assert with_c["scores"][score]["settings"]["A"] == first["scores"][score]["settings"]["A"]
         pairs = with_c["scores"][score]["probability_of_improvement"]
         assert pairs["A > B"] == first["scores"][score]["probability_of_improvement"]["A > B"]
     assert aggregate(_synthetic(), reps=300, seed=1) != first  # the seed is what fixes the draws
+    # the two directions of a pair agree: P(B > A) = 1 - P(A > B), the interval mirrored
+    pairs = with_c["scores"]["final"]["probability_of_improvement"]
+    for x, y in (("A", "B"), ("0", "A"), ("0", "B")):
+        there, back = pairs[f"{x} > {y}"], pairs[f"{y} > {x}"]
+        assert back["value"] == pytest.approx(1 - there["value"])
+        assert back["ci"] == pytest.approx([1 - there["ci"][1], 1 - there["ci"][0]])
 
 
 def test_curve_auc_and_human_normalisation() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
 import os
@@ -355,6 +356,12 @@ def test_a_sweep_recorded_before_config_digests_still_finds_its_finished_runs() 
     assert "config_digest" not in spec and RunSpec.from_dict(spec).name == rows[0]["name"]
     with pytest.raises(ValueError, match="made with another cpu_demo preset"):  # found, but never resumed
         RunSpec.from_dict(spec).resolved_config()
+    # a baseline spec from before digests keeps its old name too (hashed without the field), and stays another run
+    # than the same baseline recorded now (config_digest "-")
+    baseline = {k: v for k, v in _spec("sb3-ppo-modelfree").to_dict().items() if k != "config_digest"}
+    old_name = hashlib.sha1(json.dumps(baseline, sort_keys=True).encode()).hexdigest()[:8]
+    assert RunSpec.from_dict(baseline).name.endswith(f"-{old_name}")
+    assert RunSpec.from_dict(baseline).name != _spec("sb3-ppo-modelfree").name
 
 
 def test_sweep_json_keeps_the_runs_of_earlier_sweeps_into_the_same_folder(tmp_path):
