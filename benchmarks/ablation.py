@@ -17,8 +17,9 @@ Each setting, starting from the preset:
         --steps 5000 --out sweeps/ablation --num-cpus 2
 
 ``--design one-at-a-time`` runs the reference (first sampler, first backbone) and each setting that changes one
-factor from it: DFS vs uniform and Mamba-2 vs Mamba in three settings instead of four. Runs go seed-major across
-settings, so an ablation cut short compares the same seeds.
+factor from it: DFS vs uniform and Mamba-2 vs Mamba in three settings instead of four. Read each setting against the
+reference; the report also lists the pair of non-reference settings, which differ in both factors. Runs go
+seed-major across settings, so an ablation cut short compares the same seeds.
 
 (The former process-pool version and its Welch / permutation tests are in git history; its results are in
 ``benchmarks/results/ablation_*.md``. Pixel Catch with keyword arguments needs a registered id, ``module:Id``.)
