@@ -317,11 +317,13 @@ def _pyplot() -> Any:
     return plt
 
 
-def performance_profile(
-    results: Sequence[dict[str, Any]], path: str | Path, score: str = "final", seed: int = 0
-) -> Path:
-    """Save the performance profiles (fraction of runs with normalised score > tau) with bootstrap bands, seeded per
-    setting like ``aggregate``'s intervals (rliable resamples with numpy's global generator)."""
+def _legend_below(fig: Any, handles: Sequence[Any], labels: Sequence[str]) -> None:
+    """One legend for the whole figure, under its panels, so that long setting names never cover a curve."""
+    fig.tight_layout()  # panels and their labels fill the figure; the legend goes just under its lower edge
+    fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), fontsize=7, frameon=False)
+
+
+def _profile_figure(results: Sequence[dict[str, Any]], score: str, seed: int) -> Any:
     plt = _pyplot()
 
     library, _ = _import_rliable()
@@ -339,11 +341,22 @@ def performance_profile(
     fig, ax = plt.subplots(figsize=(7, 4.5))
     plot_utils.plot_performance_profiles(profiles, taus, performance_profile_cis=cis, ax=ax,
                                          xlabel=rf"normalised {score} score ($\tau$)")
-    ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
+    _legend_below(fig, *ax.get_legend_handles_labels())
+    return fig
+
+
+def performance_profile(
+    results: Sequence[dict[str, Any]], path: str | Path, score: str = "final", seed: int = 0
+) -> Path:
+    """Save the performance profiles (fraction of runs with normalised score > tau) with bootstrap bands, seeded per
+    setting like ``aggregate``'s intervals (rliable resamples with numpy's global generator)."""
+    return _save(_profile_figure(results, score, seed), path, dpi=120)
+
+
+def _save(fig: Any, path: str | Path, dpi: int) -> Path:
     path = Path(path)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight")  # "tight": the legend under the panels is part of the picture
+    _pyplot().close(fig)
     return path
 
 
@@ -366,8 +379,7 @@ def mean_curves(results: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[s
     return out
 
 
-def learning_curves(results: Sequence[dict[str, Any]], path: str | Path) -> Path:
-    """Save one panel per env: each setting's mean evaluation return against real steps, its runs' range shaded."""
+def _curves_figure(results: Sequence[dict[str, Any]]) -> Any:
     plt = _pyplot()
 
     curves = mean_curves(results)
@@ -376,21 +388,27 @@ def learning_curves(results: Sequence[dict[str, Any]], path: str | Path) -> Path
     every = sorted({setting for settings in curves.values() for setting in settings})
     colour = {setting: f"C{i % 10}" for i, setting in enumerate(every)}  # one colour per setting in every panel
     fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3.3 * rows), squeeze=False)
+    lines: dict[str, Any] = {}
     for ax, (env, settings) in zip(axes.flat, curves.items(), strict=False):
         for setting, c in settings.items():
-            ax.plot(c["step"], c["mean"], color=colour[setting], label=f"{setting} ({_count_runs(c['runs'])})")
+            (lines[setting],) = ax.plot(c["step"], c["mean"], color=colour[setting])
             ax.fill_between(c["step"], c["min"], c["max"], color=colour[setting], alpha=0.15)
         ax.set_title(env, fontsize=9)
         ax.set_xlabel("real steps", fontsize=8)
         ax.set_ylabel("evaluation return", fontsize=8)
-        ax.legend(fontsize=6)
     for ax in list(axes.flat)[len(curves):]:
         ax.axis("off")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    runs = {s: sorted({c[s]["runs"] for c in curves.values() if s in c}) for s in every}
+    labels = [f"{s} ({_count_runs(runs[s][0])} per env)" if len(runs[s]) == 1
+              else f"{s} ({runs[s][0]}-{runs[s][-1]} runs per env)" for s in every]
+    _legend_below(fig, [lines[s] for s in every], labels)
+    return fig
+
+
+def learning_curves(results: Sequence[dict[str, Any]], path: str | Path) -> Path:
+    """Save one panel per env: each setting's mean evaluation return against real steps, its runs' range shaded;
+    one legend under the panels (a setting has the same colour in every panel)."""
+    return _save(_curves_figure(results), path, dpi=110)
 
 
 def write_report(out: str | Path, reps: int = 2000) -> dict[str, Path]:

@@ -10,6 +10,7 @@ import pytest
 
 pytest.importorskip("rliable")
 
+from drama_wm import report as report_module
 from drama_wm.cli import main
 from drama_wm.report import (
     aggregate,
@@ -131,6 +132,26 @@ def test_performance_profile_bands_are_seeded(tmp_path: Path) -> None:
         pictures.append(performance_profile(results, tmp_path / f"{global_seed}.png").read_bytes())
     assert pictures[0] == pictures[1]
     assert performance_profile(results, tmp_path / "other.png", seed=5).read_bytes() != pictures[0]
+
+
+def test_legends_sit_under_the_panels_and_cover_no_curve() -> None:
+    # setting names are long ("drama[cpu_demo] sampler.kind=... world_model.backbone=..."): a legend inside a panel
+    # hid the curves it names
+    long = "drama[cpu_demo] sampler.kind=uniform sampler.imagine_scale=4 world_model.backbone=mamba2"
+    results = [_result(name, env, s, [(100, 10.0 * s + 1), (200, 20.0 * s + 2)])
+               for name in ("A " + long, "B " + long) for env in ("Pong", "CartPole-v1") for s in range(3)]
+    for fig in (report_module._curves_figure(results), report_module._profile_figure(results, "auc", 0)):
+        fig.canvas.draw()
+        legends = fig.legends + [ax.get_legend() for ax in fig.axes if ax.get_legend() is not None]
+        assert len(legends) == 1
+        (legend,) = legends
+        assert legend.get_texts()[0].get_text().startswith("A " + long)
+        box = legend.get_window_extent()
+        for ax in fig.axes:
+            if ax.axison:
+                assert not box.overlaps(ax.get_window_extent()), ax.get_title()
+                assert box.y1 <= ax.get_tightbbox().y0  # under the panel, its tick labels and axis label
+        report_module._pyplot().close(fig)
 
 
 def test_report_on_a_folder_without_a_sweep_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
