@@ -154,6 +154,16 @@ def test_legends_sit_under_the_panels_and_cover_no_curve() -> None:
         report_module._pyplot().close(fig)
 
 
+def test_learning_curve_labels_give_the_runs_per_env() -> None:
+    # B has 3 runs on CartPole but only 2 on Pong
+    results = [_result(name, env, s, [(100, 1.0 + s), (200, 2.0 + s)])
+               for name in ("A", "B") for env in ("Pong", "CartPole-v1") for s in range(3)
+               if (name, env, s) != ("B", "Pong", 2)]
+    fig = report_module._curves_figure(results)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["A (3 runs per env)", "B (2-3 runs per env)"]
+    report_module._pyplot().close(fig)
+
+
 def test_report_on_a_folder_without_a_sweep_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["report", str(tmp_path)]) == 2
     assert "holds no sweep" in capsys.readouterr().err
